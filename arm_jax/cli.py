@@ -1,0 +1,82 @@
+"""`arm-jax`: one subcommand per pipeline stage. Thin: parse, load the config, call the library.
+
+Every subcommand takes a recipe (`--config configs/shapes_tiny.py`, or just `shapes_tiny`) and
+any number of overrides (`--config.train.steps=100`). Library imports happen after parsing so
+`--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from arm_jax.config import load_config
+from arm_jax.errors import UserError
+
+EPILOG = """\
+Config overrides: any key of the recipe, e.g. --config.train.steps=100 --config.mesh.shape=(2,2,2).
+An unknown key is refused with the closest valid one named.
+
+Pipeline order (what `arm-jax demo` runs): build-data -> train-teacher -> train-tokenizer ->
+tokenize-dataset -> pretrain -> rl -> eval -> export-hf.
+"""
+
+
+def _arg(*names, **kw):
+  return names, kw
+
+
+_WORKDIR = _arg("--workdir", default="runs/default",
+                help="run directory: data, checkpoints, metrics, report (default: runs/default)")
+_CKPT = _arg("--checkpoint", default="",
+             help="checkpoint dir or step dir to load (default: the latest under --workdir)")
+_OUT = _arg("--out", default="", help="output path (default: under --workdir)")
+
+# name -> (handler "module:function", one-line help, extra arguments)
+COMMANDS = {
+    "demo": ("arm_jax.demo:run", "the whole pipeline at toy scale, writing report.md",
+             [_WORKDIR, _arg("--fresh", action="store_true",
+                             help="ignore finished stages in --workdir and redo everything")]),
+    "pretrain": ("arm_jax.train.pretrain:run", "AR pretraining over the multimodal mixture",
+                 [_WORKDIR, _arg("--init", default="",
+                                 help="start from these weights (an import-hf output dir)")]),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="arm-jax", description=__doc__.split("\n")[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+  sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+  for name, (_, help_text, extra) in COMMANDS.items():
+    p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/shapes_tiny.py",
+                   help="recipe file or name under configs/ (default: shapes_tiny)")
+    for names, kw in extra:
+      p.add_argument(*names, **kw)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  overrides = [a for a in argv if a.startswith("--config.")]
+  rest = [a for a in argv if not a.startswith("--config.")]
+  parser = build_parser()
+  args = parser.parse_args(rest)
+  if not args.command:
+    parser.print_help()
+    return 2
+  try:
+    config = load_config(args.config, overrides)
+    module_name, fn_name = COMMANDS[args.command][0].split(":")
+    handler = getattr(importlib.import_module(module_name), fn_name)
+    result = handler(config, args)
+  except UserError as e:
+    print(f"arm-jax {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  return int(result or 0)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

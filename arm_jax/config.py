@@ -1,0 +1,356 @@
+"""Configs: one documented base, small per-recipe files over it, command-line overrides, validation.
+
+A recipe is a Python file with `get_config()` returning a ConfigDict (see configs/). Every key a
+recipe or the command line may set exists in `base_config()` below, so a typo is caught at load
+time with the closest valid key named, instead of silently training the wrong thing.
+
+    cfg = load_config("configs/shapes_tiny.py", ["--config.train.steps=100"])
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import os
+from typing import Any, Iterable
+
+import ml_collections as mc
+
+from arm_jax.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+  """A config problem, reported as one line that says what to change."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The base: every key, with its default. Sections belong to the package of the same name.
+# ---------------------------------------------------------------------------------------------
+
+def _mesh() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      # Mesh axes and their sizes; -1 takes the devices left over (exactly one axis may be -1).
+      axes=("data", "fsdp", "tensor"),
+      shape=(-1, 1, 1),
+      # Logical axis name -> mesh axis (or tuple of axes, or None = replicated). Model code names
+      # only logical axes; changing parallelism is an edit here.
+      rules=(
+          ("batch", ("data", "fsdp")),
+          ("length", None),
+          ("embed", "fsdp"),
+          ("mlp", "tensor"),
+          ("heads", "tensor"),
+          ("kv_heads", "tensor"),
+          ("head_dim", None),
+          ("vocab", "tensor"),
+          ("image_vocab", "tensor"),
+          ("layers", None),
+          ("norm", None),
+          ("cache_batch", ("data", "fsdp")),
+          ("cache_length", None),
+      ),
+  ))
+
+
+def _model() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      text_vocab_size=512,      # text tokenizer size (sentencepiece / tokenizer.json); Qwen2.5: 152064
+      max_grid=8,               # shape tokens <h_1..h_max>, <w_1..w_max>: any grid up to this side
+      image_vocab_size=1000,    # number of visual codes; must equal the visual tokenizer's codebook
+      d_model=256,
+      n_layers=4,
+      n_heads=4,
+      n_kv_heads=2,
+      head_dim=64,
+      d_ff=768,
+      rope_theta=10000.0,
+      qkv_bias=True,            # Qwen2 puts a bias on q, k, v projections
+      norm_eps=1e-6,
+      tie_embeddings=False,
+      max_seq_len=256,
+      init_std=0.02,
+      dtype="bfloat16",         # compute dtype of matmuls and activations
+      param_dtype="float32",    # master weights
+      # Remat policy for each block: none | full | dots_saveable | dots_with_no_batch_dims_saveable
+      remat="none",
+      # Attention kernel: xla (CPU/any) | cudnn (GPU) | splash (TPU Pallas); cached decode uses xla.
+      attention="xla",
+      scan_layers=True,         # one compiled block scanned over layers (fast compile at depth)
+  ))
+
+
+def _train() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      seed=0,
+      steps=200,
+      batch_size=32,            # global batch, sequences per optimizer step
+      grad_accum=1,             # micro-batches per step (batch_size must divide by it)
+      seq_len=128,
+      lr=1e-3,
+      end_lr_factor=0.1,        # cosine decays to lr * end_lr_factor
+      warmup_steps=20,
+      weight_decay=0.1,
+      b1=0.9,
+      b2=0.95,
+      clip_norm=1.0,
+      z_loss=0.0,               # weight of log(Z)^2, stabilises large-vocab logits
+      max_nan_steps=5,          # consecutive non-finite steps are skipped; halt after this many
+      log_every=10,
+      ckpt_every=100,
+      keep_ckpts=3,
+      async_ckpt=True,
+  ))
+
+
+def _data() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      dataset="shapes_world",   # a tfds builder name; shapes_world is built in
+      data_dir="",              # '' -> <workdir>/data
+      image_key="image",        # feature keys for plugging in another tfds dataset by name
+      text_key="caption",
+      image_size=64,
+      aspect_ratios=((1, 1),),  # (h, w) ratios to render; images are image_size on the long side
+      grid=3,                   # objects sit on a grid x grid layout
+      max_objects=3,
+      num_train=20000,
+      num_validation=1000,
+      num_test=1000,
+      seed=0,
+      text_tokenizer="",        # '' -> sentencepiece trained on the corpus; or a tokenizer.json
+      # Format mixture weights (the paper's 7B mix lives in configs/arm_7b.py).
+      mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
+      cond_dropout=0.1,         # caption/instruction dropped -> learns the unconditional for CFG
+      worker_count=0,           # grain worker processes (0 = in the main process)
+      prefetch=2,
+      shuffle=True,
+  ))
+
+
+def _teacher() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      patch_size=8,
+      d_model=128,
+      n_layers=3,
+      n_heads=4,
+      d_ff=512,
+      text_layers=2,
+      text_len=24,
+      embed_dim=128,
+      steps=600,
+      batch_size=64,
+      lr=1e-3,
+      hf_checkpoint="",         # a SigLIP / SigLIP2 safetensors dir to import instead of training
+  ))
+
+
+def _tokenizer() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      quantizer="fsq",          # fsq | vq
+      fsq_levels=(8, 5, 5, 5),  # product = codebook size (1000); the 7B recipe uses ~64K
+      vq_codebook_size=1024,
+      vq_dim=8,
+      vq_commitment=0.25,
+      vq_restart_dead=True,
+      patch_size=8,             # image_size / patch_size = grid side
+      d_model=128,
+      n_layers=3,
+      n_heads=4,
+      d_ff=512,
+      decoder_layers=3,
+      init_from_teacher=True,
+      # The four objectives' weights (the paper: caption 1, pixel 5, sigmoid 5, feature 1).
+      w_pixel=5.0,
+      w_feature=1.0,
+      w_sigmoid=5.0,
+      w_caption=1.0,
+      steps=1500,
+      batch_size=64,
+      lr=1e-3,
+  ))
+
+
+def _decode() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      temperature=1.0,
+      top_k=0,                  # 0 = off
+      top_p=1.0,
+      cfg_scale=1.5,            # T2I classifier-free guidance (1 = conditional only)
+      edit_text_scale=1.5,      # editing: text guidance
+      edit_image_scale=1.25,    # editing: image guidance
+      max_new_tokens=32,        # text answers
+      cache_dtype="bfloat16",
+      length_buckets=(64, 128, 256),
+      batch_buckets=(1, 8, 16, 64),
+  ))
+
+
+def _rl() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      group_size=8,             # G: rollouts per prompt
+      prompts_per_step=8,
+      beta=0.01,                # KL weight to the frozen reference
+      clip_eps=0.2,
+      updates_per_batch=2,
+      lr=1e-5,
+      t2i_temperature=0.7,
+      edit_temperature=1.0,
+      top_k=1000,
+      advantage="grpo",
+      rewards=(("quality", 0.2), ("adherence", 1.0), ("consistency", 1.0)),
+      # Stage schedule (the paper: T2I 280 -> edit 100 -> joint 200).
+      stages=(("t2i", 280), ("edit", 100), ("joint", 200)),
+      seeds=(0, 1, 2),
+  ))
+
+
+def _eval() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      seed=1234,
+      num_geneval=96,
+      num_wise=48,
+      num_edit=64,
+      num_und=128,
+      samples_per_prompt=1,
+  ))
+
+
+def base_config() -> mc.ConfigDict:
+  """Every key any recipe may set, with its default."""
+  return mc.ConfigDict(dict(
+      name="base",
+      mesh=_mesh(), model=_model(), train=_train(), data=_data(), teacher=_teacher(),
+      tokenizer=_tokenizer(), decode=_decode(), rl=_rl(), eval=_eval(),
+  ))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overriding, validating
+# ---------------------------------------------------------------------------------------------
+
+_REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def resolve_config_path(name_or_path: str) -> str:
+  """'shapes_tiny' or 'configs/shapes_tiny.py' or any path -> an existing file path."""
+  candidates = [name_or_path, os.path.join(_REPO_CONFIGS, name_or_path),
+                os.path.join(_REPO_CONFIGS, name_or_path + ".py")]
+  for path in candidates:
+    if os.path.isfile(path):
+      return path
+  known = sorted(f[:-3] for f in os.listdir(_REPO_CONFIGS) if f.endswith(".py")) \
+      if os.path.isdir(_REPO_CONFIGS) else []
+  raise ConfigError(f"config '{name_or_path}' not found; give a path to a .py file with "
+                    f"get_config() or one of: {', '.join(known)}")
+
+
+def flat_keys(cfg: mc.ConfigDict, prefix: str = "") -> list[str]:
+  keys = []
+  for k, v in cfg.items():
+    if isinstance(v, mc.ConfigDict):
+      keys += flat_keys(v, f"{prefix}{k}.")
+    else:
+      keys.append(prefix + k)
+  return keys
+
+
+def _unknown_key(key: str, cfg: mc.ConfigDict) -> ConfigError:
+  valid = flat_keys(cfg)
+  close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+  hint = f"did you mean '{close[0]}'?" if close else "see configs/ or arm_jax/config.py for valid keys."
+  return ConfigError(f"unknown config key '{key}'; {hint}")
+
+
+def set_value(cfg: mc.ConfigDict, key: str, value: Any) -> None:
+  """Sets a dotted key that must already exist in `cfg`, keeping the field's type."""
+  node = cfg
+  parts = key.split(".")
+  for i, part in enumerate(parts):
+    if not isinstance(node, mc.ConfigDict) or part not in node:
+      raise _unknown_key(key, cfg)
+    if i < len(parts) - 1:
+      node = node[part]
+  old = node[parts[-1]]
+  if isinstance(old, mc.ConfigDict):
+    raise ConfigError(f"config key '{key}' is a section; set one of its fields, e.g. '{key}."
+                      f"{next(iter(old.keys()))}'")
+  try:
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    if isinstance(old, tuple) and isinstance(value, list):
+      value = tuple(value)
+    node[parts[-1]] = value
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"config key '{key}' expects {type(old).__name__}, got {value!r}") from e
+
+
+def parse_value(text: str) -> Any:
+  """Command-line literal: numbers, tuples, bools, None, else the raw string."""
+  if text in ("true", "false"):
+    return text == "true"
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def apply_overrides(cfg: mc.ConfigDict, overrides: Iterable[str]) -> mc.ConfigDict:
+  """Applies '--config.a.b=value' (or 'a.b=value') strings in order."""
+  for item in overrides:
+    body = item[len("--config."):] if item.startswith("--config.") else item
+    if "=" not in body:
+      raise ConfigError(f"override '{item}' needs a value: --config.{body}=VALUE")
+    key, text = body.split("=", 1)
+    set_value(cfg, key, parse_value(text))
+  return cfg
+
+
+def _load_recipe(path: str) -> mc.ConfigDict:
+  spec = importlib.util.spec_from_file_location(f"arm_jax_recipe_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path} has no get_config(); define one returning a ConfigDict")
+  return module.get_config()
+
+
+def check_against_base(cfg: mc.ConfigDict) -> None:
+  """A recipe may only set keys that exist in the base (typos in recipes are caught too)."""
+  base = base_config()
+  for key in flat_keys(cfg):
+    node = base
+    for part in key.split("."):
+      if not isinstance(node, mc.ConfigDict) or part not in node:
+        raise _unknown_key(key, base)
+      node = node[part]
+
+
+def validate(cfg: mc.ConfigDict) -> None:
+  """Cross-field checks, each failing with a one-line ConfigError."""
+  m, t = cfg.model, cfg.train
+  if m.n_heads % m.n_kv_heads:
+    raise ConfigError(f"model.n_heads ({m.n_heads}) must be a multiple of model.n_kv_heads "
+                      f"({m.n_kv_heads})")
+  if t.batch_size % t.grad_accum:
+    raise ConfigError(f"train.batch_size ({t.batch_size}) must divide by train.grad_accum "
+                      f"({t.grad_accum})")
+  if list(cfg.mesh.shape).count(-1) > 1 or len(cfg.mesh.shape) != len(cfg.mesh.axes):
+    raise ConfigError(f"mesh.shape {tuple(cfg.mesh.shape)} must give one size per axis "
+                      f"{tuple(cfg.mesh.axes)} with at most one -1")
+  codes = 1
+  for level in cfg.tokenizer.fsq_levels:
+    codes *= level
+  if cfg.tokenizer.quantizer == "vq":
+    codes = cfg.tokenizer.vq_codebook_size
+  if codes != m.image_vocab_size:
+    raise ConfigError(f"model.image_vocab_size ({m.image_vocab_size}) must equal the visual "
+                      f"tokenizer's codebook size ({codes}); set one to match the other")
+
+
+def load_config(name_or_path: str, overrides: Iterable[str] = ()) -> mc.ConfigDict:
+  """Recipe file + overrides -> validated, locked ConfigDict."""
+  cfg = _load_recipe(resolve_config_path(name_or_path))
+  check_against_base(cfg)
+  cfg = apply_overrides(cfg, overrides)
+  validate(cfg)
+  cfg.lock()
+  return cfg
