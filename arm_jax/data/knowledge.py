@@ -1,0 +1,45 @@
+"""World knowledge of the shapes world: the facts of the text-only split.
+
+WISE-style prompts ("a shape with three corners in the color of grass") can only be drawn by a
+model that learned these facts from text; the eval suite resolves them with the same tables.
+"""
+from __future__ import annotations
+
+# Things whose colour is a palette colour: "grass is green".
+THING_COLORS = {
+    "grass": "green", "a leaf": "green", "a frog": "green", "a lime": "green",
+    "the sky": "blue", "the sea": "blue", "a sapphire": "blue", "a blueberry": "blue",
+    "a tomato": "red", "blood": "red", "a strawberry": "red", "a ruby": "red",
+    "a banana": "yellow", "the sun": "yellow", "a lemon": "yellow", "corn": "yellow",
+    "a plum": "purple", "a grape": "purple", "an amethyst": "purple", "a violet": "purple",
+    "snow": "white", "milk": "white", "a cloud": "white", "chalk": "white",
+}
+
+# Shapes described by a property: "a triangle has three corners".
+SHAPE_RIDDLES = {
+    "a shape with three corners": "triangle",
+    "a shape with four corners": "square",
+    "a shape with no corners": "circle",
+    "a round shape": "circle",
+    "a shape with four equal sides": "square",
+    "a shape with three sides": "triangle",
+}
+
+_CORNER_WORDS = {0: "no", 3: "three", 4: "four"}
+
+
+def fact_sentences() -> list[str]:
+  """Every fact as a plain sentence, in a fixed order (the text-only split's core)."""
+  facts = [f"{thing} is {color}." for thing, color in THING_COLORS.items()]
+  facts += [f"{riddle} is a {shape}." for riddle, shape in SHAPE_RIDDLES.items()]
+  facts += [f"a {s} has {_CORNER_WORDS[c]} corners." for s, c in
+            (("triangle", 3), ("square", 4), ("circle", 0))]
+  return facts
+
+
+def color_of(thing: str) -> str:
+  return THING_COLORS[thing]
+
+
+def shape_of(riddle: str) -> str:
+  return SHAPE_RIDDLES[riddle]
