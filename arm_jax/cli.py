@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from arm_jax.config import load_config
-from arm_jax.errors import UserError
+from arm_jax.errors import Preempted, UserError
 
 EPILOG = """\
 Config overrides: any key of the recipe, e.g. --config.train.steps=100 --config.mesh.shape=(2,2,2).
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
   except UserError as e:
     print(f"arm-jax {args.command}: error: {e}", file=sys.stderr)
     return 2
+  except Preempted as e:
+    print(f"arm-jax {args.command}: {e}", file=sys.stderr)
+    return 0
   return int(result or 0)
 
 

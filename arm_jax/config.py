@@ -35,19 +35,24 @@ def _mesh() -> mc.ConfigDict:
       # Logical axis name -> mesh axis (or tuple of axes, or None = replicated). Model code names
       # only logical axes; changing parallelism is an edit here.
       rules=(
-          ("batch", ("data", "fsdp")),
-          ("length", None),
+          # parameters
           ("embed", "fsdp"),
           ("mlp", "tensor"),
           ("heads", "tensor"),
           ("kv_heads", "tensor"),
-          ("head_dim", None),
           ("vocab", "tensor"),
           ("image_vocab", "tensor"),
           ("layers", None),
           ("norm", None),
-          ("cache_batch", ("data", "fsdp")),
-          ("cache_length", None),
+          # activations (and input batches)
+          ("batch", ("data", "fsdp")),
+          ("length", None),
+          ("act_embed", None),
+          ("act_heads", "tensor"),
+          ("act_kv_heads", "tensor"),
+          ("act_mlp", "tensor"),
+          ("act_vocab", "tensor"),
+          ("head_dim", None),
       ),
   ))
 
@@ -75,7 +80,6 @@ def _model() -> mc.ConfigDict:
       remat="none",
       # Attention kernel: xla (CPU/any) | cudnn (GPU) | splash (TPU Pallas); cached decode uses xla.
       attention="xla",
-      scan_layers=True,         # one compiled block scanned over layers (fast compile at depth)
   ))
 
 
@@ -104,7 +108,7 @@ def _train() -> mc.ConfigDict:
 
 def _data() -> mc.ConfigDict:
   return mc.ConfigDict(dict(
-      dataset="shapes_world",   # a tfds builder name; shapes_world is built in
+      dataset="shapes_world",   # a tfds builder name; shapes_world is built in; synthetic = test source
       data_dir="",              # '' -> <workdir>/data
       image_key="image",        # feature keys for plugging in another tfds dataset by name
       text_key="caption",

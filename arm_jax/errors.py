@@ -7,3 +7,12 @@ traceback. Library code raises a subclass with a message that says what was wron
 
 class UserError(RuntimeError):
   """Bad input: reported as a single line that says what to change."""
+
+
+class Preempted(Exception):
+  """SIGTERM arrived and a checkpoint was saved; rerunning the same command resumes (exit 0)."""
+
+  def __init__(self, step: int, directory: str):
+    super().__init__(f"stopped by SIGTERM at step {step}; checkpoint saved in {directory}; "
+                     f"rerun the same command to resume")
+    self.step = step

@@ -1,0 +1,139 @@
+"""The ARM decoder: one Qwen2-style transformer over [text | specials | image codes].
+
+Two output heads share the final hidden state: the text head scores text ids and specials, the
+separate image head (as ARM adds to its LLM) scores image codes; their logits are concatenated
+in vocabulary order, so token id == logit index everywhere.
+
+Layers are stacked (one set of weights with a leading `layers` axis) and run with `lax.scan`, so
+compile time does not grow with depth; `model.remat` picks the rematerialisation policy.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from arm_jax.model.layers import Block, RMSNorm, _linear
+from arm_jax.model.vocab import VocabLayout
+from arm_jax.sharding import constrain
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Hashable copy of `config.model` (module attributes must be static and hashable)."""
+  vocab: VocabLayout
+  d_model: int
+  n_layers: int
+  n_heads: int
+  n_kv_heads: int
+  head_dim: int
+  d_ff: int
+  rope_theta: float
+  qkv_bias: bool
+  norm_eps: float
+  tie_embeddings: bool
+  max_seq_len: int
+  init_std: float
+  dtype: str
+  param_dtype: str
+  remat: str
+  attention: str
+
+  @staticmethod
+  def from_config(model_cfg) -> "ModelConfig":
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab"}
+    return ModelConfig(vocab=VocabLayout.from_config(model_cfg),
+                       **{k: model_cfg[k] for k in fields})
+
+
+class Decoder(nnx.Module):
+  """tokens [batch, len] int32 -> logits [batch, len, vocab.total_size] in `dtype`."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    vocab = cfg.vocab
+    self.embed = nnx.Embed(
+        vocab.total_size, cfg.d_model, dtype=jnp.dtype(cfg.dtype),
+        param_dtype=jnp.dtype(cfg.param_dtype),
+        embedding_init=nnx.with_partitioning(nnx.initializers.normal(cfg.init_std),
+                                             ("vocab", "embed")),
+        rngs=rngs)
+
+    @nnx.split_rngs(splits=cfg.n_layers)
+    @nnx.vmap(in_axes=0, out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make_blocks(rngs):
+      return Block(cfg, rngs=rngs)
+
+    self.blocks = make_blocks(rngs)
+    self.final_norm = RMSNorm(cfg.d_model, cfg, rngs=rngs)
+    if not cfg.tie_embeddings:
+      self.text_head = _linear(cfg, cfg.d_model, vocab.text_head_size, ("embed", "vocab"),
+                               bias=False, rngs=rngs)
+    self.image_head = _linear(cfg, cfg.d_model, vocab.image_size, ("embed", "image_vocab"),
+                              bias=False, rngs=rngs)
+
+  # -------------------------------------------------------------------------------------------
+  def hidden(self, tokens: jax.Array, positions: jax.Array | None = None,
+             cache: dict | None = None, cache_index: jax.Array | None = None,
+             mask: jax.Array | None = None):
+    """Final normed hidden states [batch, len, embed] and the updated cache.
+
+    Without a cache: causal self-attention over `tokens`, positions default to 0..len-1.
+    With a cache ({k, v}: [layers, batch, cache_len, kv_heads, head_dim]): see Attention; the
+    caller gives `positions` [batch, len], `cache_index` (scalar slot of tokens[:, 0]) and
+    `mask` [batch, 1, len, cache_len].
+    """
+    b, l = tokens.shape
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(l, dtype=jnp.int32), (b, l))
+    x = constrain(self.embed(tokens), ("batch", "length", "act_embed"))
+    graphdef, layer_state = nnx.split(self.blocks)
+
+    def body(x, xs):
+      state, layer_cache = xs
+      x, layer_cache = nnx.merge(graphdef, state)(x, positions, layer_cache, cache_index, mask)
+      return x, layer_cache
+
+    policy = REMAT_POLICIES[self.cfg.remat]
+    if self.cfg.remat != "none":
+      body = jax.checkpoint(body, policy=policy, prevent_cse=False)
+    x, cache = jax.lax.scan(body, x, (layer_state, cache))
+    return self.final_norm(x), cache
+
+  def logits(self, h: jax.Array) -> jax.Array:
+    """[batch, len, embed] -> [batch, len, vocab.total_size]."""
+    if self.cfg.tie_embeddings:
+      n = self.cfg.vocab.text_head_size
+      table = self.embed.embedding[...][:n].astype(h.dtype)
+      text = jnp.einsum("bld,vd->blv", h, table)
+    else:
+      text = self.text_head(h)
+    image = self.image_head(h)
+    return constrain(jnp.concatenate([text, image], axis=-1), ("batch", "length", "act_vocab"))
+
+  def image_logits(self, h: jax.Array) -> jax.Array:
+    """Image-code logits only [batch, len, vocab.image_size] (decoding inside an image)."""
+    return self.image_head(h)
+
+  def __call__(self, tokens: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+    h, _ = self.hidden(tokens, positions)
+    return self.logits(h)
+
+
+def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=jnp.bfloat16) -> dict:
+  """Zeroed KV cache {k, v}: [layers, batch, length, kv_heads, head_dim]."""
+  shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim)
+  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+
+def count_params(state) -> int:
+  return sum(x.size for x in jax.tree.leaves(state))

@@ -1,0 +1,169 @@
+"""Checkpoints: one orbax CheckpointManager step holds the train state, the data position and meta.
+
+Layout of a step directory: `state` (params, opt_state, step, rng: a plain dict), `data` (the
+grain iterator state, so a resumed run sees exactly the batches it would have seen), `meta`
+(JSON: stage name, config). Saves are async and atomic (orbax writes a temporary directory and
+renames it), so a crash mid-save leaves the previous step intact.
+
+Resume order: newest step first; a step that cannot be read is moved aside to
+`<dir>.corrupt/` with a warning and the next older one is tried; if none can be read the run
+stops with a one-line error instead of starting over.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import shutil
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+from arm_jax.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(UserError):
+  """A checkpoint could not be saved or restored."""
+
+
+class Checkpoints:
+  """Save/restore {state, data, meta} under `directory` (keeps the newest `keep` steps)."""
+
+  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": grain.checkpoint.CheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
+
+  # --- saving ----------------------------------------------------------------------------------
+  def save(self, step: int, state, data_iter=None, meta: dict | None = None,
+           force: bool = False) -> None:
+    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta or {})}
+    if data_iter is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    try:
+      self.manager.save(step, args=ocp.args.Composite(**items), force=force)
+    except OSError as e:
+      raise self._save_error(step, e) from e
+
+  def wait(self) -> None:
+    """Blocks until async saves are on disk (call before exiting)."""
+    try:
+      self.manager.wait_until_finished()
+    except OSError as e:
+      raise self._save_error(self.manager.latest_step(), e) from e
+
+  def _save_error(self, step, e: OSError) -> CheckpointError:
+    good = [s for s in self.manager.all_steps() if s != step]
+    kept = f"the checkpoint at step {max(good)} is intact" if good else "no earlier checkpoint"
+    reason = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    return CheckpointError(f"saving checkpoint step {step} in {self.directory} failed "
+                           f"({reason}); {kept}; free space or fix the path and rerun to resume")
+
+  def close(self) -> None:
+    self.wait()
+    self.manager.close()
+
+  # --- restoring -------------------------------------------------------------------------------
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def restore(self, abstract_state, data_iter=None):
+    """Newest readable step -> (state, step, meta); (None, 0, {}) when there is none."""
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    failures = []
+    for step in steps:
+      self._check_shapes(step, abstract_state)
+      try:
+        items = {"state": ocp.args.StandardRestore(abstract_state),
+                 "meta": ocp.args.JsonRestore()}
+        if data_iter is not None:
+          items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        out = self.manager.restore(step, args=ocp.args.Composite(**items))
+      except Exception as e:  # orbax/tensorstore raise many types for unreadable files
+        failures.append(f"step {step}: {type(e).__name__}")
+        self._quarantine(step, e)
+        continue
+      if failures:
+        log.warning("resumed from step %d after skipping unreadable checkpoints (%s)", step,
+                    "; ".join(failures))
+      return out["state"], step, dict(out["meta"] or {})
+    if failures:
+      raise CheckpointError(
+          f"no checkpoint in {self.directory} could be read ({'; '.join(failures)}); they were "
+          f"moved to {self.directory}.corrupt/; delete that folder to start over or restore a "
+          f"backup")
+    return None, 0, {}
+
+  def _check_shapes(self, step: int, abstract_state) -> None:
+    """A config/checkpoint mismatch is the user's error, not corruption: say so, move nothing."""
+    try:
+      saved = self.manager.item_metadata(step)["state"]
+    except Exception:  # unreadable metadata: let the restore attempt classify it
+      return
+    if saved is None:
+      return
+    flat_saved = dict(jax.tree_util.tree_flatten_with_path(saved)[0])
+    for path, want in jax.tree_util.tree_flatten_with_path(abstract_state)[0]:
+      got = flat_saved.get(path)
+      if got is not None and hasattr(got, "shape") and tuple(got.shape) != tuple(want.shape):
+        name = jax.tree_util.keystr(path)
+        raise CheckpointError(
+            f"checkpoint step {step} in {self.directory} has {name} of shape "
+            f"{tuple(got.shape)} but this config builds {tuple(want.shape)}; use the config it "
+            f"was trained with or a new --workdir")
+
+  def _quarantine(self, step: int, error: Exception) -> None:
+    src = os.path.join(self.directory, str(step))
+    dst_root = self.directory + ".corrupt"
+    os.makedirs(dst_root, exist_ok=True)
+    dst = os.path.join(dst_root, str(step))
+    n = 0
+    while os.path.exists(dst):
+      n += 1
+      dst = os.path.join(dst_root, f"{step}.{n}")
+    log.warning("checkpoint step %d is unreadable (%s: %s); moved to %s", step,
+                type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
+                dst)
+    if os.path.exists(src):
+      shutil.move(src, dst)
+    self.manager.reload()
+
+
+class WorkdirBusyError(UserError):
+  pass
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+  """Holds an exclusive lock on `workdir` so two runs never write the same checkpoints.
+
+  Local directories only: object-store workdirs (gs://...) are coordinated by the launcher.
+  """
+  if "://" in workdir:
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, ".lock")
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+      raise WorkdirBusyError(f"another run (pid {other}) is using {workdir}; wait for it to "
+                             f"finish or pass a different --workdir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    yield
+  finally:
+    os.close(fd)

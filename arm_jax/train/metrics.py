@@ -1,0 +1,65 @@
+"""Training metrics: averaged between log points with clu, written as TensorBoard events + jsonl.
+
+TensorBoard files come from tensorboardX (clu's writers would import TensorFlow). The jsonl twin
+(`<workdir>/metrics/<stage>.jsonl`) is what reports and tests read without any TensorBoard code.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from clu import metrics as clu_metrics
+
+
+class MetricsLog:
+  """update() every step with scalar metrics; write(step) averages, logs and resets."""
+
+  def __init__(self, workdir: str, stage: str):
+    self.stage = stage
+    self.writer = None
+    self.jsonl = None
+    self._acc: dict[str, clu_metrics.Average] = {}
+    if jax.process_index() == 0:
+      from tensorboardX import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, "tb", stage), flush_secs=10)
+      os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
+      self.jsonl = open(os.path.join(workdir, "metrics", f"{stage}.jsonl"), "a")
+
+  def update(self, step_metrics: dict) -> None:
+    for name, value in step_metrics.items():
+      m = clu_metrics.Average.from_model_output(np.asarray(value, np.float32))
+      self._acc[name] = self._acc[name].merge(m) if name in self._acc else m
+
+  def write(self, step: int, extra: dict | None = None) -> dict[str, float]:
+    values = {k: float(m.compute()) for k, m in self._acc.items()}
+    values.update(extra or {})
+    self._acc = {}
+    self.scalars(step, values)
+    return values
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    if self.writer is None:
+      return
+    for name, value in values.items():
+      self.writer.add_scalar(f"{self.stage}/{name}", value, step)
+    self.jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
+    self.jsonl.flush()
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
+      self.jsonl.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+  """All rows of a metrics jsonl file; a row cut short by a crash is ignored."""
+  rows = []
+  with open(path) as f:
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return rows

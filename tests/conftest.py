@@ -1,0 +1,18 @@
+"""Every test process sees 8 fake CPU devices (sharding tests compare against one device)."""
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def tiny_overrides():
+  """A model small enough for sharded tests on 8 fake devices, f32 for tight comparisons."""
+  return ["--config.model.d_model=64", "--config.model.n_layers=2", "--config.model.n_heads=4",
+          "--config.model.n_kv_heads=2", "--config.model.head_dim=16", "--config.model.d_ff=128",
+          "--config.model.dtype='float32'", "--config.train.seq_len=32",
+          "--config.train.batch_size=8", "--config.data.dataset=synthetic",
+          "--config.train.log_every=5", "--config.train.warmup_steps=2"]

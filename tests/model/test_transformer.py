@@ -1,0 +1,78 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from arm_jax.config import load_config
+from arm_jax.model.transformer import Decoder, ModelConfig, init_cache
+from arm_jax.model.vocab import VocabLayout
+
+
+def _model(overrides, **extra):
+  cfg = load_config("shapes_tiny", overrides + [f"--config.model.{k}={v}" for k, v in extra.items()])
+  mc = ModelConfig.from_config(cfg.model)
+  return Decoder(mc, rngs=nnx.Rngs(0)), mc
+
+
+def _cached_forward(model, mc, tokens, prefill):
+  b, n = tokens.shape
+  cache = init_cache(mc, b, n, jnp.float32)
+  slots = jnp.arange(n)
+  outs = []
+  for lo, hi in [(0, prefill)] + [(i, i + 1) for i in range(prefill, n)]:
+    q = jnp.arange(lo, hi)
+    mask = (slots[None, :] <= q[:, None])[None, None]
+    mask = jnp.broadcast_to(mask, (b, 1, hi - lo, n))
+    pos = jnp.broadcast_to(q, (b, hi - lo))
+    h, cache = model.hidden(tokens[:, lo:hi], pos, cache, jnp.int32(lo), mask)
+    outs.append(model.logits(h))
+  return jnp.concatenate(outs, axis=1)
+
+
+def test_kv_cache_matches_full_forward(tiny_overrides):
+  model, mc = _model(tiny_overrides)
+  tokens = jax.random.randint(jax.random.key(1), (2, 12), 0, mc.vocab.total_size)
+  full = model(tokens)
+  cached = _cached_forward(model, mc, tokens, prefill=7)
+  np.testing.assert_allclose(np.asarray(cached), np.asarray(full), atol=2e-5, rtol=1e-4)
+
+
+def test_logit_layout_and_heads(tiny_overrides):
+  model, mc = _model(tiny_overrides)
+  v = mc.vocab
+  logits = model(jnp.zeros((1, 3), jnp.int32))
+  assert logits.shape == (1, 3, v.total_size)
+  h, _ = model.hidden(jnp.zeros((1, 3), jnp.int32))
+  # The image head alone scores exactly the image-code slice of the full logits.
+  np.testing.assert_allclose(np.asarray(model.image_logits(h)),
+                             np.asarray(logits[..., v.image_offset:]), atol=1e-6)
+
+
+def test_remat_and_bf16_give_same_loss_shape(tiny_overrides):
+  tokens = jnp.arange(16, dtype=jnp.int32).reshape(2, 8)
+  base, _ = _model(tiny_overrides)
+  remat, _ = _model(tiny_overrides, remat="full")
+  np.testing.assert_allclose(np.asarray(base(tokens)), np.asarray(remat(tokens)), atol=1e-5)
+  bf16, _ = _model(tiny_overrides, dtype="'bfloat16'")
+  out = bf16(tokens)
+  assert out.dtype == jnp.bfloat16 and bool(jnp.isfinite(out.astype(jnp.float32)).all())
+
+
+def test_vocab_layout_roundtrip():
+  v = VocabLayout(text_size=100, max_grid=8, image_size=50)
+  assert v.image_offset == 100 + 7 + 16 and v.total_size == v.image_offset + 50
+  ids = v.image_tokens(np.arange(6).reshape(2, 3))
+  assert ids[0] == v.boi and ids[-1] == v.eoi
+  assert v.grid_from_tokens(ids[1], ids[2]) == (2, 3)
+  np.testing.assert_array_equal(v.ids_to_codes(ids[3:-1]), np.arange(6))
+  assert bool(v.is_image(ids[3:-1]).all()) and not bool(v.is_image(ids[:3]).any())
+
+
+def test_codes_out_of_range_is_clear_error():
+  v = VocabLayout(text_size=100, max_grid=8, image_size=50)
+  try:
+    v.codes_to_ids(np.array([0, 50]))
+  except ValueError as e:
+    assert "image_vocab_size" in str(e)
+  else:
+    raise AssertionError("out-of-range code accepted")
