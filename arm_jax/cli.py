@@ -42,6 +42,9 @@ COMMANDS = {
                                  help="start from these weights (an import-hf output dir)")]),
 }
 
+# Commands that never join a multi-host job (pure host-side work).
+LOCAL_ONLY = ("build-data",)
+
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
@@ -69,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   try:
     config = load_config(args.config, overrides)
+    if args.command not in LOCAL_ONLY:
+      from arm_jax import distributed
+      distributed.initialize()   # multi-host: before any other jax call
     module_name, fn_name = COMMANDS[args.command][0].split(":")
     handler = getattr(importlib.import_module(module_name), fn_name)
     result = handler(config, args)

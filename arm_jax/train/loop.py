@@ -6,6 +6,7 @@ and training k, crashing, resuming and finishing give bit-identical parameters.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -83,7 +84,9 @@ def train(stage: Stage, *, workdir: str, mesh, rules, data_iter: Iterator,
   checkpoint ever holds a poisoned update).
   """
   tcfg = stage.tcfg
-  with workdir_lock(workdir), _SigtermFlag() as sigterm:
+  # One lock per job: the other processes of a multi-host run share process 0's workdir.
+  lock = workdir_lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock, _SigtermFlag() as sigterm:
     tx = make_optimizer(tcfg)
     state, spec = create_state(stage.model_fn, tx, mesh, rules, tcfg.seed, params=init_params)
     ckpt = Checkpoints(os.path.join(workdir, "checkpoints", stage.name), keep=tcfg.keep_ckpts,
