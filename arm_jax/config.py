@@ -218,12 +218,24 @@ def _eval() -> mc.ConfigDict:
   ))
 
 
+def _interop() -> mc.ConfigDict:
+  return mc.ConfigDict(dict(
+      # New vocabulary rows on import (specials, image codes, the image head) start at the mean
+      # of the checkpoint's rows plus seeded noise of this std, as a fraction of the rows' std.
+      init_seed=0,
+      init_noise=0.1,
+      export_dtype="",          # dtype of exported tensors: '' = model.param_dtype, or bfloat16...
+      shard_mb=4096,            # largest safetensors file written (import output and export)
+  ))
+
+
 def base_config() -> mc.ConfigDict:
   """Every key any recipe may set, with its default."""
   return mc.ConfigDict(dict(
       name="base",
       mesh=_mesh(), model=_model(), train=_train(), data=_data(), teacher=_teacher(),
       tokenizer=_tokenizer(), decode=_decode(), rl=_rl(), eval=_eval(),
+      interop=_interop(),
   ))
 
 
