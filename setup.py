@@ -17,6 +17,7 @@ setup(
         "tensorflow-datasets>=4.9.10,<5",
         "array-record>=0.8.6",
         "sentencepiece>=0.2.2,<0.3",
+        "tokenizers>=0.20,<1",   # Hugging Face tokenizer.json (Qwen2.5's text tokenizer)
         "ml-collections>=1.1.0,<2",
         "clu>=0.0.12",
         "tensorboardX>=2.6",

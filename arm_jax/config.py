@@ -106,12 +106,21 @@ def _train() -> mc.ConfigDict:
   ))
 
 
+# Sequence formats a data.mixture may name (arm_jax/data/formats.py): text->image, image->text,
+# editing, text-only, several caption/image pairs per document, pairs from data.web_dataset.
+DATA_FORMATS = ("t2i", "und", "edit", "text", "interleaved", "web")
+
+
 def _data() -> mc.ConfigDict:
   return mc.ConfigDict(dict(
       dataset="shapes_world",   # a tfds builder name; shapes_world is built in; synthetic = test source
       data_dir="",              # '' -> <workdir>/data
       image_key="image",        # feature keys for plugging in another tfds dataset by name
       text_key="caption",
+      # 'web' rows: image-text pairs of this tfds dataset ('' -> pairs of data.dataset).
+      web_dataset="",
+      web_image_key="image",
+      web_text_key="text",
       image_size=64,
       aspect_ratios=((1, 1),),  # (h, w) ratios to render; images are image_size on the long side
       grid=3,                   # objects sit on a grid x grid layout
@@ -121,7 +130,7 @@ def _data() -> mc.ConfigDict:
       num_test=1000,
       seed=0,
       text_tokenizer="",        # '' -> sentencepiece trained on the corpus; or a tokenizer.json
-      # Format mixture weights (the paper's 7B mix lives in configs/arm_7b.py).
+      # Format mixture weights, formats from DATA_FORMATS (the paper's 7B mix: configs/arm_7b.py).
       mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
       cond_dropout=0.1,         # caption/instruction dropped -> learns the unconditional for CFG
       worker_count=0,           # grain worker processes (0 = in the main process)
@@ -349,6 +358,10 @@ def validate(cfg: mc.ConfigDict) -> None:
   if t.batch_size % t.grad_accum:
     raise ConfigError(f"train.batch_size ({t.batch_size}) must divide by train.grad_accum "
                       f"({t.grad_accum})")
+  for name, weight in cfg.data.mixture:
+    if name not in DATA_FORMATS or not weight > 0:
+      raise ConfigError(f"data.mixture entry ({name!r}, {weight}): formats are "
+                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
   if list(cfg.mesh.shape).count(-1) > 1 or len(cfg.mesh.shape) != len(cfg.mesh.axes):
     raise ConfigError(f"mesh.shape {tuple(cfg.mesh.shape)} must give one size per axis "
                       f"{tuple(cfg.mesh.axes)} with at most one -1")

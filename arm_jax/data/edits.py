@@ -26,8 +26,8 @@ class Edit:
 
   def to_json(self) -> dict:
     return {"kind": self.kind, "grid": self.grid,
-            "before": dataclasses.asdict(self.before) if self.before else None,
-            "after": dataclasses.asdict(self.after) if self.after else None}
+            "before": dict(vars(self.before)) if self.before else None,
+            "after": dict(vars(self.after)) if self.after else None}
 
   @staticmethod
   def from_json(d: dict) -> "Edit":

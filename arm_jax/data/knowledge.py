@@ -26,6 +26,7 @@ SHAPE_RIDDLES = {
 }
 
 _CORNER_WORDS = {0: "no", 3: "three", 4: "four"}
+_COUNT_WORDS = {0: "zero", 3: "three", 4: "four"}
 
 
 def fact_sentences() -> list[str]:
@@ -43,3 +44,17 @@ def color_of(thing: str) -> str:
 
 def shape_of(riddle: str) -> str:
   return SHAPE_RIDDLES[riddle]
+
+
+def knowledge_sentences() -> list[str]:
+  """The text-only split: every fact in several phrasings, in a fixed order."""
+  out = list(fact_sentences())
+  for thing, color in THING_COLORS.items():
+    out += [f"the color of {thing} is {color}.", f"{thing} has the color {color}.",
+            f"what color is {thing}? {color}.", f"something in the color of {thing} is {color}."]
+  for riddle, shape in SHAPE_RIDDLES.items():
+    out += [f"a {shape} is {riddle}.", f"which shape is {riddle}? a {shape}.",
+            f"if you draw {riddle}, you draw a {shape}."]
+  for shape, corners in (("triangle", 3), ("square", 4), ("circle", 0)):
+    out.append(f"how many corners does a {shape} have? {_COUNT_WORDS[corners]}.")
+  return out

@@ -26,7 +26,8 @@ class QA:
   choices: tuple[str, ...] = ()   # multiple choice only: the options, in order a, b, c, d
 
   def to_json(self) -> dict:
-    return dataclasses.asdict(self)
+    return {"question": self.question, "answer": self.answer, "kind": self.kind,
+            "choices": list(self.choices)}
 
   @staticmethod
   def from_json(d: dict) -> "QA":

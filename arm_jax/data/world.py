@@ -10,6 +10,7 @@ A scene is a tuple of `Obj`s, each in its own cell of a `grid x grid` layout. Im
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -67,7 +68,7 @@ class Scene:
     return {(o.row, o.col) for o in self.objects}
 
   def to_json(self) -> list[dict]:
-    return [dataclasses.asdict(o) for o in self.objects]
+    return [dict(vars(o)) for o in self.objects]
 
   @staticmethod
   def from_json(objects: Sequence[dict], grid: int = 3) -> "Scene":
@@ -81,25 +82,37 @@ def cell_box(row: int, col: int, grid: int, height: int, width: int) -> tuple[in
   return top, left, bottom, right
 
 
-def object_mask(obj: Obj, grid: int, height: int, width: int) -> np.ndarray:
-  """[height, width] bool: the pixels the object covers."""
-  top, left, bottom, right = cell_box(obj.row, obj.col, grid, height, width)
-  ch, cw = bottom - top, right - left
-  side = max(3, int(round(min(ch, cw) * SIZE_FRACTION[obj.size])))
-  cy, cx = top + (ch - side) // 2, left + (cw - side) // 2
+@functools.lru_cache(maxsize=256)
+def _shape_mask(shape: str, side: int) -> np.ndarray:
+  """[side, side] bool footprint of a shape (cached: scenes reuse a handful of sizes)."""
   yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
-  if obj.shape == "square":
+  if shape == "square":
     local = np.ones((side, side), bool)
-  elif obj.shape == "circle":
+  elif shape == "circle":
     r = side / 2
     local = (yy - r) ** 2 + (xx - r) ** 2 <= r * r
-  elif obj.shape == "triangle":
+  elif shape == "triangle":
     # Apex at the top centre, base along the bottom row.
     local = np.abs(xx - side / 2) <= yy / 2
   else:
-    raise ValueError(f"unknown shape '{obj.shape}'; known shapes: {', '.join(SHAPES)}")
+    raise ValueError(f"unknown shape '{shape}'; known shapes: {', '.join(SHAPES)}")
+  local.flags.writeable = False
+  return local
+
+
+def _placed(obj: Obj, grid: int, height: int, width: int) -> tuple[int, int, np.ndarray]:
+  """(top, left, [side, side] footprint) of the object inside the image."""
+  top, left, bottom, right = cell_box(obj.row, obj.col, grid, height, width)
+  ch, cw = bottom - top, right - left
+  side = max(3, int(round(min(ch, cw) * SIZE_FRACTION[obj.size])))
+  return top + (ch - side) // 2, left + (cw - side) // 2, _shape_mask(obj.shape, side)
+
+
+def object_mask(obj: Obj, grid: int, height: int, width: int) -> np.ndarray:
+  """[height, width] bool: the pixels the object covers."""
+  cy, cx, local = _placed(obj, grid, height, width)
   mask = np.zeros((height, width), bool)
-  mask[cy:cy + side, cx:cx + side] = local
+  mask[cy:cy + local.shape[0], cx:cx + local.shape[1]] = local
   return mask
 
 
@@ -111,7 +124,8 @@ def render(scene: Scene, height: int = 64, width: int | None = None) -> np.ndarr
   for obj in scene.objects:
     if obj.color not in COLORS:
       raise ValueError(f"unknown colour '{obj.color}'; known colours: {', '.join(COLORS)}")
-    image[object_mask(obj, scene.grid, height, width)] = COLORS[obj.color]
+    cy, cx, local = _placed(obj, scene.grid, height, width)
+    image[cy:cy + local.shape[0], cx:cx + local.shape[1]][local] = COLORS[obj.color]
   return image
 
 

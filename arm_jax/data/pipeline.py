@@ -1,0 +1,268 @@
+"""The training input pipeline: one grain chain per sequence format, mixed by weight, sharded.
+
+    it = make_train_iterator(config, data_dir, codes_dir, process_index=i, process_count=n, seed=0)
+    batch = next(it)   # {inputs, targets: [B/n, T] int32, loss_mask: [B/n, T] float32}
+    state = it.get_state(); ...; it.set_state(state)   # or grain.checkpoint.CheckpointSave(it)
+
+Per format: indices -> shuffle (reshuffled every epoch) -> repeat -> random_map(build row). The
+rows of all formats are mixed with config.data.mixture weights (grain's deterministic weighted
+interleave) into one global stream; global batch b is its rows [b*B, (b+1)*B), and process p of n
+gets the contiguous block [p*B/n, (p+1)*B/n) of it (disjoint shards that assemble, in order,
+into exactly the batch one process would load). Every random choice
+(caption phrasing, question, condition dropout, packing) comes from grain's per-row generator,
+which is seeded from `seed` and the row's index: the stream is a pure function of the seed, and
+an iterator restored from its state continues with exactly the same batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import grain
+import numpy as np
+
+from arm_jax.config import DATA_FORMATS
+from arm_jax.data import codes as codes_lib
+from arm_jax.data import formats
+from arm_jax.data.questions import CAPTION_QUESTION
+from arm_jax.data.sources import (DataError, RecordSource, dataset_records, format_indices,
+                                  open_records)
+from arm_jax.data.text_tokenizer import TextTokenizer, load_text_tokenizer
+from arm_jax.errors import UserError
+from arm_jax.model.vocab import VocabLayout
+
+FORMATS = DATA_FORMATS
+_MIN_SHUFFLE = 4096
+
+
+@dataclasses.dataclass
+class Context:
+  """Everything a row builder reads (picklable, so grain worker processes can hold it)."""
+  vocab: VocabLayout
+  tok: TextTokenizer
+  records: RecordSource
+  codes: object                 # index -> (codes [h, w], target codes or None)
+  text: list | None             # knowledge sentences, tokenized: [int32 [n]]
+  web_records: RecordSource | None
+  web_codes: object | None
+  seq_len: int
+  cond_dropout: float
+  index: dict                   # format -> example indices that have what it needs
+  web_index: np.ndarray | None
+
+  def ids(self, text: str) -> np.ndarray:
+    return np.asarray(self.tok.encode(text), np.int32)
+
+
+def _pick(rng: np.random.Generator, items):
+  return items[int(rng.integers(len(items)))]
+
+
+def _budget(n_fixed: int, ctx: Context) -> int:
+  """Text tokens that fit beside `n_fixed` other tokens in one row of seq_len + 1 tokens."""
+  return max(0, ctx.seq_len + 1 - n_fixed)
+
+
+# --- one row per format --------------------------------------------------------------------------
+
+def _t2i(ctx: Context, records, codes, index: int, rng: np.random.Generator):
+  image, _ = codes[index]
+  caption = None
+  if rng.random() >= ctx.cond_dropout:
+    caption = ctx.ids(_pick(rng, records[index]["captions"]))[:_budget(image.size + 6, ctx)]
+  return formats.t2i_sequence(ctx.vocab, caption, image)
+
+
+def _und(ctx: Context, index: int, rng: np.random.Generator):
+  record, (image, _) = ctx.records[index], ctx.codes[index]
+  options = [(q["question"], q["answer"]) for q in record["qa"]]
+  if record["captions"] and (not options or rng.random() < 1 / (len(options) + 1)):
+    question, answer = CAPTION_QUESTION, record["captions"][0]
+  else:
+    question, answer = _pick(rng, options)
+  answer_ids = ctx.ids(answer)[:_budget(image.size + 6, ctx)]
+  question_ids = ctx.ids(question)[:_budget(image.size + 6 + len(answer_ids), ctx)]
+  return formats.und_sequence(ctx.vocab, image, question_ids, answer_ids)
+
+
+def _edit(ctx: Context, index: int, rng: np.random.Generator):
+  record, (source, target) = ctx.records[index], ctx.codes[index]
+  drop_image, drop_text = formats.drop_edit_conditions(rng, ctx.cond_dropout)
+  instruction = None if drop_text else ctx.ids(_pick(rng, record["instructions"]))[
+      :_budget(source.size + target.size + 11, ctx)]
+  return formats.edit_sequence(ctx.vocab, None if drop_image else source, instruction, target)
+
+
+def _text(ctx: Context, index: int, rng: np.random.Generator):
+  """Whole sentences packed into one row (first the indexed one, then random ones)."""
+  def sentence(i):
+    return formats.text_sequence(ctx.vocab, ctx.text[int(i)])
+  parts = [sentence(index)]
+  used = len(parts[0][0])
+  while True:
+    nxt = sentence(rng.integers(len(ctx.text)))
+    if used + len(nxt[0]) > ctx.seq_len + 1:
+      return formats.concat(parts)
+    parts.append(nxt)
+    used += len(nxt[0])
+
+
+def _interleaved(ctx: Context, index: int, rng: np.random.Generator):
+  """Caption/image pairs of several examples in one document, as many as fit."""
+  pairs, used, i = [], 2, index
+  while True:
+    image, _ = ctx.codes[i]
+    caption = ctx.ids(_pick(rng, ctx.records[i]["captions"]))
+    need = len(caption) + image.size + 4
+    if pairs and used + need > ctx.seq_len + 1:
+      return formats.interleaved_sequence(ctx.vocab, pairs)
+    pairs.append((caption[:_budget(used + image.size + 4, ctx)], image))
+    used += need
+    i = int(_pick(rng, ctx.index["t2i"]))
+
+
+def _web(ctx: Context, index: int, rng: np.random.Generator):
+  return _t2i(ctx, ctx.web_records, ctx.web_codes, index, rng)
+
+
+# --- assembling ---------------------------------------------------------------------------------
+
+def _indices(fmt: str, ctx: Context) -> np.ndarray:
+  """Example indices a format draws from (those that have what it needs)."""
+  if fmt == "text":
+    return np.arange(len(ctx.text))
+  if fmt == "web":
+    return ctx.web_index
+  idx = ctx.index["t2i" if fmt == "interleaved" else fmt]
+  if not len(idx):
+    what = {"edit": "edit triplets", "und": "captions or QA"}.get(fmt, "captions")
+    raise DataError(f"dataset {ctx.records.name} has no {what} for '{fmt}' rows; drop "
+                    f"'{fmt}' from data.mixture")
+  return idx
+
+
+_BUILDERS = {"t2i": lambda ctx, i, rng: _t2i(ctx, ctx.records, ctx.codes, i, rng), "und": _und,
+             "edit": _edit, "text": _text, "interleaved": _interleaved, "web": _web}
+
+
+def _check_fits(fmt: str, ctx: Context) -> None:
+  """A row must hold a whole image (two for edit): fail at start-up, not mid-training."""
+  codes = ctx.web_codes if fmt == "web" else ctx.codes
+  if fmt == "text" or not len(codes):
+    return
+  image, target = codes[0]
+  need = {"edit": image.size + (target.size if target is not None else image.size) + 11}.get(
+      fmt, image.size + 6)
+  if need > ctx.seq_len + 1:
+    raise UserError(f"train.seq_len={ctx.seq_len} is too short for '{fmt}' rows of "
+                    f"{image.shape[0]}x{image.shape[1]} codes (need at least {need - 1}); raise "
+                    f"train.seq_len or drop '{fmt}' from data.mixture")
+
+
+def _open_text(config, data_dir: str, tok: TextTokenizer) -> list[np.ndarray]:
+  """The knowledge split, tokenized once (150 short sentences)."""
+  from arm_jax.data import shapes_world
+  from arm_jax.data.sources import check_readable, open_builder, open_split
+  path = os.path.join(data_dir, "shapes_world", shapes_world.builder_config(
+      config, text_only=True).name)
+  source = open_split(open_builder(path, data_dir), "train")
+  check_readable(source, f"the knowledge split in {path}")
+  return [np.asarray(tok.encode(source[i]["text"].decode("utf-8")), np.int32)
+          for i in range(len(source))]
+
+
+def _open_codes(records: RecordSource, codes_dir: str, split: str, encode):
+  if encode is not None:
+    return codes_lib.OnTheFlyCodes(encode, records)
+  return codes_lib.CodesSource(codes_lib.codes_path(codes_dir, records, split), records)
+
+
+def build_context(config, data_dir: str, codes_dir: str, *, split: str = "train",
+                  encode=None) -> Context:
+  """Opens everything the mixture needs; one-line errors for anything missing."""
+  d = config.data
+  names = [name for name, _ in d.mixture]
+  images = encode is not None   # precomputed codes: skip decoding the images
+  records = dataset_records(config, data_dir, split, images=images)
+  web_records = web_codes = None
+  if "web" in names:
+    if d.web_dataset:
+      web_records = open_records(d.web_dataset, data_dir, split, image_key=d.web_image_key,
+                                 text_key=d.web_text_key, images=images)
+    else:
+      logging.warning("data.web_dataset is empty: 'web' rows are image-text pairs of %s",
+                      d.dataset)
+      web_records = records
+  codes = _open_codes(records, codes_dir, split, encode)
+  if web_records is records:
+    web_codes = codes
+  elif web_records is not None:
+    web_codes = _open_codes(web_records, codes_dir, split, encode)
+  tok = load_text_tokenizer(config, data_dir)
+  return Context(
+      vocab=VocabLayout.from_config(config.model), tok=tok, records=records, codes=codes,
+      text=_open_text(config, data_dir, tok) if "text" in names else None,
+      web_records=web_records, web_codes=web_codes, seq_len=config.train.seq_len,
+      cond_dropout=d.cond_dropout, index=format_indices(records, split),
+      web_index=None if web_records is None else format_indices(web_records, split)["t2i"])
+
+
+def check_mixture(mixture) -> None:
+  for name, weight in mixture:
+    if name not in FORMATS:
+      raise UserError(f"unknown format '{name}' in data.mixture; known formats: "
+                      f"{', '.join(FORMATS)}")
+    if not weight > 0:
+      raise UserError(f"data.mixture weight of '{name}' is {weight}; weights must be > 0 "
+                      f"(drop the format instead)")
+
+
+def make_dataset(config, ctx: Context, *, process_index: int = 0,
+                 process_count: int = 1, seed: int = 0) -> grain.MapDataset:
+  """Infinite MapDataset of this process's batches (the module docstring's chain)."""
+  check_mixture(config.data.mixture)
+  batch = config.train.batch_size
+  if batch % process_count:
+    raise UserError(f"train.batch_size ({batch}) must divide by the number of processes "
+                    f"({process_count})")
+  components, weights = [], []
+  for k, (fmt, weight) in enumerate(config.data.mixture):
+    _check_fits(fmt, ctx)
+    idx = _indices(fmt, ctx)
+    build = _BUILDERS[fmt]
+    # grain's index shuffle costs ~0.8 ms per element on a 40-element source and ~15 us from a
+    # few thousand on; small sources are tiled (each element equally often per epoch).
+    ds = grain.MapDataset.source(np.tile(idx, -(-_MIN_SHUFFLE // max(1, len(idx)))))
+    if config.data.shuffle:
+      ds = ds.shuffle(seed=(seed * 1009 + 2 * k) % 2**32)
+    ds = ds.repeat().random_map(
+        lambda i, rng, build=build: formats.to_row(ctx.vocab, *build(ctx, int(i), rng),
+                                                   ctx.seq_len),
+        seed=(seed * 1009 + 2 * k + 1) % 2**32)
+    components.append(ds)
+    weights.append(float(weight))
+  mixed = grain.MapDataset.mix(components, weights)
+  # Blocks of batch/n rows; global batch b is blocks b*n .. b*n+n-1, process p takes block b*n+p:
+  # the contiguous rows jax.make_array_from_process_local_data expects from it.
+  return mixed.batch(batch // process_count)[process_index::process_count]
+
+
+def make_train_iterator(config, data_dir: str, codes_dir: str, *, split: str = "train",
+                        process_index: int = 0, process_count: int = 1, seed: int = 0,
+                        encode=None):
+  """A checkpointable grain iterator of {inputs, targets, loss_mask} batches for this process.
+
+  `encode` (optional): a batched image encoder used per example instead of precomputed codes in
+  `codes_dir` (the hook for pipelines that take images; slow, for tests and small runs).
+  Save/restore its position with grain.checkpoint.CheckpointSave / CheckpointRestore.
+  """
+  ctx = build_context(config, data_dir, codes_dir, split=split, encode=encode)
+  ds = make_dataset(config, ctx, process_index=process_index,
+                    process_count=process_count, seed=seed)
+  d = config.data
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, d.prefetch),
+                                               prefetch_buffer_size=max(1, d.prefetch)))
+  if d.worker_count > 0:
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=d.worker_count))
+  return iter(it_ds)
