@@ -27,7 +27,7 @@ from arm_jax.data import codes as codes_lib
 from arm_jax.data import formats
 from arm_jax.data.questions import CAPTION_QUESTION
 from arm_jax.data.sources import (DataError, RecordSource, dataset_records, format_indices,
-                                  open_records)
+                                  open_records, world_params)
 from arm_jax.data.text_tokenizer import TextTokenizer, load_text_tokenizer
 from arm_jax.errors import UserError
 from arm_jax.model.vocab import VocabLayout
@@ -189,7 +189,8 @@ def build_context(config, data_dir: str, codes_dir: str, *, split: str = "train"
   if "web" in names:
     if d.web_dataset:
       web_records = open_records(d.web_dataset, data_dir, split, image_key=d.web_image_key,
-                                 text_key=d.web_text_key, images=images)
+                                 text_key=d.web_text_key, images=images,
+                                 params=world_params(config))
     else:
       logging.warning("data.web_dataset is empty: 'web' rows are image-text pairs of %s",
                       d.dataset)

@@ -48,6 +48,23 @@ def decode_image(value, name: str = "image") -> np.ndarray:
   return value[..., :3]
 
 
+def fit_image(im, params, hw: tuple[int, int] | None = None) -> np.ndarray:
+  """PIL RGB image -> [h, w, 3] uint8: centre-cropped to the nearest of params.aspect_ratios (or
+  to `hw`) and resized to that size (long side params.image_size), as the tokenizer expects."""
+  from PIL import Image
+  w, h = im.size
+  if hw is None:
+    ratio = min(params.aspect_ratios, key=lambda r: abs(np.log((r[0] / r[1]) / (h / w))))
+    hw = params.image_hw(ratio)
+  th, tw = hw
+  if (h, w) != (th, tw):
+    scale = min(h / th, w / tw)
+    ch, cw = int(round(th * scale)), int(round(tw * scale))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    im = im.crop((left, top, left + cw, top + ch)).resize((tw, th), Image.Resampling.BICUBIC)
+  return np.asarray(im, np.uint8)
+
+
 # --- locating and opening ---------------------------------------------------------------------
 
 def _latest_version_dir(path: str) -> str | None:
@@ -130,6 +147,7 @@ class RecordSource:
   text_key: str = "caption"
   name: str = ""
   images: bool = True    # False: image fields come back None (codes are precomputed)
+  params: object = None  # WorldParams: other datasets' images are fitted to its sizes
 
   def __len__(self) -> int:
     return len(self.source)
@@ -137,7 +155,8 @@ class RecordSource:
   def __getitem__(self, index: int) -> dict:
     raw = self.source[int(index)]
     if not self.ours:
-      return {"image": decode_image(raw[self.image_key], self.image_key) if self.images else None,
+      return {"image": self._fit(decode_image(raw[self.image_key], self.image_key))
+                       if self.images else None,
               "captions": [_text(raw[self.text_key])], "qa": [], "instructions": [],
               "target_image": None}
     target = np.asarray(raw["target_image"]) if self.images else np.zeros(0)
@@ -147,11 +166,20 @@ class RecordSource:
             "target_image": target if target.size else None}
 
 
+  def _fit(self, image: np.ndarray) -> np.ndarray:
+    if self.params is None:
+      return image
+    from PIL import Image
+    return fit_image(Image.fromarray(image), self.params)
+
+
 def open_records(name: str, data_dir: str, split: str, *, image_key: str = "image",
-                 text_key: str = "caption", images: bool = True) -> RecordSource:
+                 text_key: str = "caption", images: bool = True,
+                 params=None) -> RecordSource:
   """Uniform records of `split` of dataset `name` (ours, or any tfds image+text dataset).
 
-  images=False skips decoding the image fields (the pipeline reads precomputed codes instead).
+  images=False skips decoding the image fields (the pipeline reads precomputed codes instead);
+  `params` (WorldParams) fits other datasets' images to the configured sizes.
   """
   import tensorflow_datasets as tfds
   builder = open_builder(name, data_dir)
@@ -166,7 +194,7 @@ def open_records(name: str, data_dir: str, split: str, *, image_key: str = "imag
   skip = None if images else {k: tfds.decode.SkipDecoding() for k in keys}
   source = open_split(builder, split, skip)
   check_readable(source, f"split '{split}' of {builder.data_dir}")
-  return RecordSource(source, ours, image_key, text_key, str(builder.data_dir), images)
+  return RecordSource(source, ours, image_key, text_key, str(builder.data_dir), images, params)
 
 
 def format_indices(records: RecordSource, split: str) -> dict[str, np.ndarray]:
@@ -195,4 +223,9 @@ def dataset_records(config, data_dir: str, split: str, *, images: bool = True) -
       raise DataError(f"shapes_world is not built in {data_dir} for this config; run "
                       f"`arm-jax build-data` with the same config first")
   return open_records(name, data_dir, split, image_key=d.image_key, text_key=d.text_key,
-                      images=images)
+                      images=images, params=world_params(config))
+
+
+def world_params(config):
+  from arm_jax.data.shapes_examples import WorldParams
+  return WorldParams.from_config(config)
