@@ -199,19 +199,31 @@ def _decode() -> mc.ConfigDict:
 
 def _rl() -> mc.ConfigDict:
   return mc.ConfigDict(dict(
-      group_size=8,             # G: rollouts per prompt
-      prompts_per_step=8,
-      beta=0.01,                # KL weight to the frozen reference
-      clip_eps=0.2,
-      updates_per_batch=2,
-      lr=1e-5,
+      # GRPO (arm_jax/rl/grpo.py); symbols as in the GRPO paper.
+      group_size=8,             # G: rollouts per prompt (the paper: 16)
+      prompts_per_step=8,       # prompts per RL iteration (joint stages: half T2I, half editing)
+      beta=0.01,                # KL weight to the frozen reference (k3 estimator)
+      clip_eps=0.2,             # epsilon of the clipped ratio
+      updates_per_batch=2,      # mu: optimizer steps on each rollout batch
+      advantage="grpo",         # grpo | dr_grpo | rloo (rl/advantages.py registry)
+      lr=1e-5,                  # constant after warmup; other AdamW settings from `train`
+      warmup_steps=0,           # in RL iterations
+      grad_accum=1,
+      # Rollouts: sampling knobs per task, no guidance (the policy is the conditional model).
       t2i_temperature=0.7,
       edit_temperature=1.0,
       top_k=1000,
-      advantage="grpo",
+      # (reward name, weight): each row's reward is the weighted mean of those that apply to
+      # its task (rl/rewards.py registry; register your own there).
       rewards=(("quality", 0.2), ("adherence", 1.0), ("consistency", 1.0)),
-      # Stage schedule (the paper: T2I 280 -> edit 100 -> joint 200).
+      # Stage schedule: (t2i | edit | joint, RL iterations); the paper: T2I 280 -> edit 100 ->
+      # joint 200. Each stage starts from the previous one's policy.
       stages=(("t2i", 280), ("edit", 100), ("joint", 200)),
+      seed=0,                   # rollout sampling and prompt order
+      prompt_seed=7,            # the RL prompt stream (redrawn where it meets an eval prompt)
+      log_every=1,              # in RL iterations
+      ckpt_every=10,
+      # rl-study: the same schedule from the same pretrained checkpoint, once per seed.
       seeds=(0, 1, 2),
   ))
 

@@ -1,0 +1,230 @@
+"""Rewards: (images, prompt metadata) -> scores in [0, 1], registered by name, weighted by config.
+
+The reward API is a plain function (or any callable object, e.g. a class wrapping a jitted
+JAX model) of
+
+    images:  np.ndarray [N, H, W, 3] uint8, the rollouts decoded to pixels
+    prompts: Sequence[PromptMeta], one per image (task, text, target scene, edit, ...)
+    -> np.ndarray [N] float in [0, 1] (higher is better)
+
+registered with the tasks it applies to; `config.rl.rewards` = ((name, weight), ...) picks and
+weighs them. Plugging in your own:
+
+    from arm_jax.rl.rewards import register_reward
+
+    @register_reward("brightness", tasks=("t2i",))
+    def brightness(images, prompts):
+      return images.mean(axis=(1, 2, 3)) / 255.0
+
+    # then: --config.rl.rewards="(('adherence', 1.0), ('brightness', 0.1))"
+
+A model works the same way: register an instance whose `__call__(images, prompts)` runs it.
+
+The built-in rewards read images with the shapes-world detector (arm_jax/eval/detector.py):
+`quality` (clean picture: no stray pixels, confidently recognised objects), `adherence`
+(detected objects vs the objects the prompt asks for) and `consistency` (editing: the requested
+change is made and everything else is kept).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from arm_jax.data import world
+from arm_jax.data.edits import Edit
+from arm_jax.errors import UserError
+from arm_jax.eval import detector
+
+TASKS = ("t2i", "edit")
+# Attributes a prompt can pin down; "cell" is the object's (row, col).
+ATTRIBUTES = ("shape", "color", "size", "cell")
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptMeta:
+  """What a rollout was asked for.
+
+  target: the scene a perfect image shows (T2I: the caption's scene; editing: the edited scene).
+  attributes: which of ATTRIBUTES the text fixes (a caption without places leaves "cell" open).
+  source, edit: editing only, the source scene and the edit applied to it.
+  """
+  task: str
+  text: str
+  target: world.Scene
+  attributes: tuple[str, ...] = ATTRIBUTES
+  source: world.Scene | None = None
+  edit: Edit | None = None
+
+
+RewardFn = Callable[[np.ndarray, Sequence[PromptMeta]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+  fn: RewardFn
+  tasks: tuple[str, ...]
+
+
+_REWARDS: dict[str, _Entry] = {}
+
+
+def register_reward(name: str, *, tasks: Sequence[str] = TASKS):
+  """Decorator: registers `fn(images, prompts) -> [N] scores in [0, 1]` for `tasks`."""
+  bad = [t for t in tasks if t not in TASKS]
+  if bad:
+    raise UserError(f"reward '{name}' names unknown tasks {bad}; tasks are {', '.join(TASKS)}")
+
+  def wrap(fn: RewardFn) -> RewardFn:
+    _REWARDS[name] = _Entry(fn, tuple(tasks))
+    return fn
+  return wrap
+
+
+def reward_names() -> list[str]:
+  return sorted(_REWARDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared parsing: every built-in reward reads the same detector output, parsed once per image.
+# ---------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def _parse_bytes(data: bytes, shape: tuple[int, ...], grid: int) -> detector.Parse:
+  return detector.parse_image(np.frombuffer(data, np.uint8).reshape(shape), grid)
+
+
+def parse(image: np.ndarray, grid: int) -> detector.Parse:
+  """detector.parse_image, cached on the image's bytes (rewards share one parse per image)."""
+  image = np.ascontiguousarray(image, np.uint8)
+  return _parse_bytes(image.tobytes(), image.shape, grid)
+
+
+def _agreement(want: world.Obj, got: world.Obj, attributes: Sequence[str]) -> float:
+  """Fraction of the pinned attributes on which two objects agree."""
+  same = [(want.row, want.col) == (got.row, got.col) if a == "cell" else
+          getattr(want, a) == getattr(got, a) for a in attributes]
+  return float(np.mean(same)) if same else 1.0
+
+
+def match_score(want: Sequence[world.Obj], got: Sequence[world.Obj],
+                attributes: Sequence[str] = ATTRIBUTES) -> float:
+  """Best one-to-one matching of wanted and found objects, in [0, 1].
+
+  Sum of per-pair attribute agreement over max(len(want), len(got)): a missing or an extra
+  object costs a full object, a wrong colour costs a quarter of one (with all four attributes).
+  Nothing wanted and nothing found scores 1.
+  """
+  if not want and not got:
+    return 1.0
+  if not want or not got:
+    return 0.0
+  agree = np.array([[_agreement(w, g, attributes) for g in got] for w in want])
+  rows, cols = linear_sum_assignment(-agree)
+  return float(agree[rows, cols].sum() / max(len(want), len(got)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in rewards
+# ---------------------------------------------------------------------------------------------
+
+@register_reward("quality")
+def quality(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
+  """A clean picture (G_PQ-like): foreground in object regions, objects recognised confidently.
+
+  (1 - stray pixels / foreground pixels) x mean detection confidence; an empty canvas is clean.
+  """
+  out = []
+  for image, p in zip(images, prompts):
+    parsed = parse(image, p.target.grid)
+    clean = 1.0 - parsed.stray_pixels / max(parsed.foreground_pixels, 1)
+    conf = np.mean([d.confidence for d in parsed.detections]) if parsed.detections else 1.0
+    out.append(clean * conf)
+  return np.asarray(out, np.float32)
+
+
+@register_reward("adherence")
+def adherence(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
+  """Detected objects vs the prompt's objects, on the attributes the prompt pins down."""
+  return np.asarray([
+      match_score(p.target.objects, parse(image, p.target.grid).scene().objects, p.attributes)
+      for image, p in zip(images, prompts)], np.float32)
+
+
+def _split_cells(scene: world.Scene, cells: set) -> tuple[list, list]:
+  inside = [o for o in scene.objects if (o.row, o.col) in cells]
+  return inside, [o for o in scene.objects if (o.row, o.col) not in cells]
+
+
+# What "the change was made" checks in the touched cells: a recolor is judged on colour alone
+# (a wrong shape is the adherence reward's business), an add/remove/move on the whole object.
+_CHANGED = {"recolor": ("color",), "resize": ("size",)}
+
+
+@register_reward("consistency", tasks=("edit",))
+def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
+  """Editing: mean of "the change was made" and "everything else was kept".
+
+  change: the target's objects in the cells the edit touches vs what was found there, on the
+  attributes the edit changes; kept: the source's other objects vs what was found in the other
+  cells (an object added or lost there counts against it). Copying the source scores 0.5; only
+  the right edit scores 1.
+  """
+  out = []
+  for image, p in zip(images, prompts):
+    if p.edit is None or p.source is None:
+      raise UserError("the 'consistency' reward needs editing prompts (source scene and edit)")
+    touched = {(o.row, o.col) for o in (p.edit.before, p.edit.after) if o is not None}
+    found = parse(image, p.target.grid).scene()
+    want_in, _ = _split_cells(p.target, touched)
+    _, keep = _split_cells(p.source, touched)
+    got_in, got_out = _split_cells(found, touched)
+    changed = _CHANGED.get(p.edit.kind, ATTRIBUTES)
+    out.append(0.5 * (match_score(want_in, got_in, changed) + match_score(keep, got_out)))
+  return np.asarray(out, np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weighted total
+# ---------------------------------------------------------------------------------------------
+
+def check_weights(weights: Sequence[tuple[str, float]], tasks: Sequence[str] = TASKS) -> None:
+  """Refuses unknown names, negative weights, and a task no positive weight applies to."""
+  for name, w in weights:
+    if name not in _REWARDS:
+      raise UserError(f"unknown reward '{name}' in rl.rewards; registered rewards: "
+                      f"{', '.join(reward_names())} (register your own with register_reward)")
+    if not np.isfinite(w) or w < 0:
+      raise UserError(f"rl.rewards weight of '{name}' must be a finite number >= 0, got {w}")
+  for task in tasks:
+    if not any(w > 0 and task in _REWARDS[n].tasks for n, w in weights):
+      raise UserError(f"no reward in rl.rewards with a positive weight applies to task '{task}'; "
+                      f"add one (e.g. ('adherence', 1.0))")
+
+
+def score(images: np.ndarray, prompts: Sequence[PromptMeta],
+          weights: Sequence[tuple[str, float]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """images [N, H, W, 3] uint8 -> (total [N] float32 in [0, 1], {name: [N], NaN where n/a}).
+
+  Each row's total is the weighted mean of the rewards that apply to its task.
+  """
+  check_weights(weights, sorted({p.task for p in prompts}))
+  n = len(prompts)
+  total, norm, parts = np.zeros(n, np.float64), np.zeros(n, np.float64), {}
+  for name, w in weights:
+    entry = _REWARDS[name]
+    rows = np.array([i for i, p in enumerate(prompts) if p.task in entry.tasks], np.int64)
+    values = np.full(n, np.nan, np.float32)
+    if len(rows):
+      got = np.asarray(entry.fn(images[rows], [prompts[i] for i in rows]), np.float32)
+      if got.shape != (len(rows),):
+        raise UserError(f"reward '{name}' returned shape {got.shape} for {len(rows)} images; "
+                        f"return one score per image")
+      values[rows] = np.clip(got, 0.0, 1.0)
+      total[rows] += w * values[rows]
+      norm[rows] += w
+    parts[name] = values
+  return (total / np.maximum(norm, 1e-12)).astype(np.float32), parts
