@@ -48,10 +48,20 @@ COMMANDS = {
     "pretrain": ("arm_jax.train.pretrain:run", "AR pretraining over the multimodal mixture",
                  [_WORKDIR, _arg("--init", default="",
                                  help="start from these weights (an import-hf output dir)")]),
+    "import-hf": ("arm_jax.interop.commands:import_hf",
+                  "import Qwen2/Qwen2.5/Llama safetensors as initial weights (for pretrain --init)",
+                  [_WORKDIR, _arg("--hf", required=True, metavar="DIR",
+                                  help="Hugging Face model dir: config.json, *.safetensors, "
+                                       "tokenizer.json"),
+                   _arg("--out", default="", help="output dir (default: <workdir>/init)")]),
+    "export-hf": ("arm_jax.interop.commands:export_hf",
+                  "export a checkpoint as a Hugging Face model directory (PyTorch/transformers)",
+                  [_WORKDIR, _CKPT, _arg("--out", default="",
+                                         help="output dir (default: <workdir>/hf)")]),
 }
 
 # Commands that never join a multi-host job (pure host-side work).
-LOCAL_ONLY = ("build-data",)
+LOCAL_ONLY = ("build-data", "import-hf")
 
 
 def build_parser() -> argparse.ArgumentParser:

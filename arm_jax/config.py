@@ -246,7 +246,7 @@ def _interop() -> mc.ConfigDict:
       init_seed=0,
       init_noise=0.1,
       export_dtype="",          # dtype of exported tensors: '' = model.param_dtype, or bfloat16...
-      shard_mb=4096,            # largest safetensors file written (import output and export)
+      shard_mb=4096.0,          # largest safetensors file written, MB (import output and export)
   ))
 
 
