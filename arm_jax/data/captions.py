@@ -11,6 +11,7 @@ import collections
 
 import numpy as np
 
+from arm_jax.data import knowledge
 from arm_jax.data.phrases import article, number_word, place, plural
 from arm_jax.data.world import Scene
 
@@ -77,6 +78,21 @@ STYLES = {
 }
 # Styles that pin down every object's place: the image is fully determined by the caption.
 COMPLETE_STYLES = ("list", "there_is", "image_of")
+
+
+def knowledge_caption(scene: Scene, rng: np.random.Generator,
+                      things: dict[str, str] | None = None) -> str:
+  """Objects named through facts: 'a large shape with three corners in the color of grass in the
+  top left.' Colours are named by a thing of that colour from `things` (CAPTION_THINGS)."""
+  things = knowledge.CAPTION_THINGS if things is None else things
+  parts = []
+  for o in scene.objects:
+    riddle = [r for r, s in knowledge.SHAPE_RIDDLES.items() if s == o.shape]
+    options = [t for t, c in things.items() if c == o.color]
+    thing = options[int(rng.integers(len(options)))]
+    noun = riddle[int(rng.integers(len(riddle)))].split(" ", 1)[1]   # drop the article
+    parts.append(f"a {o.size} {noun} in the color of {thing} in {place(o.row, o.col, scene.grid)}")
+  return _join(parts) + "."
 
 
 def caption(scene: Scene, rng: np.random.Generator, styles=tuple(STYLES)) -> str:

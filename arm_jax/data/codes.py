@@ -94,8 +94,12 @@ def _encode_group(encode: Encoder, images: list[np.ndarray]) -> list[np.ndarray]
 
 
 def write_codes(encode: Encoder, records: RecordSource, path: str, *, batch_size: int = 64,
-                desc: str = "codes") -> dict:
-  """Encodes every image field of every example of `records` into ArrayRecord file `path`."""
+                desc: str = "codes", encoder_id: str = "") -> dict:
+  """Encodes every image field of every example of `records` into ArrayRecord file `path`.
+
+  `encoder_id` (e.g. the tokenizer checkpoint) is stored beside the codes; write_dataset_codes
+  skips a split whose codes were written by the same non-empty encoder_id.
+  """
   from array_record.python.array_record_module import ArrayRecordWriter
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = path + ".tmp"
@@ -114,10 +118,48 @@ def write_codes(encode: Encoder, records: RecordSource, path: str, *, batch_size
       bar.update(len(batch))
   writer.close()
   os.replace(tmp, path)
-  meta = {"num_examples": n, "source": records.name}
+  meta = {"num_examples": n, "source": records.name, "encoder_id": encoder_id}
   with open(path + ".json", "w") as f:
     json.dump(meta, f)
   return meta
+
+
+def write_dataset_codes(config, data_dir: str, codes_dir: str, encode: Encoder, *,
+                        encoder_id: str = "", splits=("train", "validation", "test"),
+                        batch_size: int = 64) -> dict[str, str]:
+  """Codes for every split of config.data.dataset (and data.web_dataset) the pipeline reads.
+
+  What `arm-jax tokenize-dataset` calls with the trained tokenizer's batched encoder. Splits a
+  dataset lacks (folders have only 'train') are skipped. Returns {dataset/split: path}.
+  """
+  from arm_jax.data.sources import dataset_records, open_records, world_params
+  d = config.data
+  out = {}
+  for split in splits:
+    opened = []
+    try:
+      opened.append(dataset_records(config, data_dir, split))
+    except DataError as e:
+      if "has no split" not in str(e):
+        raise
+    if d.web_dataset:
+      try:
+        opened.append(open_records(d.web_dataset, data_dir, split, image_key=d.web_image_key,
+                                   text_key=d.web_text_key, params=world_params(config)))
+      except DataError as e:
+        if "has no split" not in str(e):
+          raise
+    for records in opened:
+      path = codes_path(codes_dir, records, split)
+      out[f"{dataset_id(records)}/{split}"] = path
+      if encoder_id and os.path.exists(path + ".json"):
+        with open(path + ".json") as f:
+          meta = json.load(f)
+        if meta.get("encoder_id") == encoder_id and meta["num_examples"] == len(records):
+          continue
+      write_codes(encode, records, path, batch_size=batch_size, encoder_id=encoder_id,
+                  desc=f"codes {dataset_id(records)}/{split}")
+  return out
 
 
 class CodesSource:

@@ -29,6 +29,22 @@ _CORNER_WORDS = {0: "no", 3: "three", 4: "four"}
 _COUNT_WORDS = {0: "zero", 3: "three", 4: "four"}
 
 
+def _split_things() -> tuple[dict[str, str], dict[str, str]]:
+  """Three things of each colour may appear in captions; the fourth only in the text split."""
+  seen: dict[str, int] = {}
+  caption, text_only = {}, {}
+  for thing, color in THING_COLORS.items():
+    seen[color] = seen.get(color, 0) + 1
+    (caption if seen[color] <= 3 else text_only)[thing] = color
+  return caption, text_only
+
+
+# Knowledge captions ("a shape with three corners in the color of grass") in T2I training use
+# CAPTION_THINGS only; a WISE-style prompt naming a TEXT_ONLY_THING needs the fact learned from
+# text (the paper's point: world knowledge carried from language into generation).
+CAPTION_THINGS, TEXT_ONLY_THINGS = _split_things()
+
+
 def fact_sentences() -> list[str]:
   """Every fact as a plain sentence, in a fixed order (the text-only split's core)."""
   facts = [f"{thing} is {color}." for thing, color in THING_COLORS.items()]

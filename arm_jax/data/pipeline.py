@@ -265,5 +265,8 @@ def make_train_iterator(config, data_dir: str, codes_dir: str, *, split: str = "
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, d.prefetch),
                                                prefetch_buffer_size=max(1, d.prefetch)))
   if d.worker_count > 0:
+    from absl import flags
+    if not flags.FLAGS.is_parsed():   # grain's workers read absl flags; the CLI does not parse them
+      flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=d.worker_count))
   return iter(it_ds)

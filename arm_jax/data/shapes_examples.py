@@ -81,7 +81,8 @@ def make_example(params: WorldParams, split: str, index: int) -> dict:
       "image": world.render(scene, h, w),
       "objects": json.dumps(scene.to_json()),
       "grid": np.int32(params.grid),
-      "captions": json.dumps(list(captions.all_captions(scene).values())),
+      "captions": json.dumps(list(captions.all_captions(scene).values()) +
+                             [captions.knowledge_caption(scene, rng)]),
       "qa": json.dumps([q.to_json() for q in qas]),
       "edit": json.dumps(edit.to_json()),
       "edit_instructions": json.dumps(instructions),

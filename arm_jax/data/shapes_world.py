@@ -22,7 +22,7 @@ import tqdm
 from arm_jax.data import knowledge
 from arm_jax.data.shapes_examples import WorldParams, make_example
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"   # 1.1: knowledge captions
 # Below this many examples a build runs in-process (a worker pool costs ~2 s to start).
 _POOL_MIN_EXAMPLES = 4096
 _SHARD = 5000   # examples per ArrayRecord file

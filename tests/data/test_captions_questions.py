@@ -61,3 +61,19 @@ def test_empty_scene_only_asks_existence_and_counting():
   qas = questions.sample_qas(Scene((), 3), np.random.default_rng(0), 50)
   assert {q.kind for q in qas} <= {"existence", "counting"}
   assert all(q.answer in ("no", "zero") for q in qas)
+
+
+def test_knowledge_caption_names_colors_through_caption_things_only():
+  from arm_jax.data import knowledge
+  assert set(knowledge.CAPTION_THINGS).isdisjoint(knowledge.TEXT_ONLY_THINGS)
+  assert set(knowledge.TEXT_ONLY_THINGS.values()) == set(world.COLORS)   # one per colour
+  s = _scene()
+  for i in range(20):
+    text = captions.knowledge_caption(s, np.random.default_rng(i))
+    parts = text.rstrip(".").replace(" and ", ", ").split(", ")
+    assert len(parts) == 3
+    for part, obj in zip(parts, s.objects):
+      thing = part.split(" in the color of ")[1].rsplit(" in ", 1)[0]
+      riddle = "a " + part.split(" ", 2)[2].split(" in the color of ")[0]
+      assert knowledge.CAPTION_THINGS[thing] == obj.color
+      assert knowledge.SHAPE_RIDDLES[riddle] == obj.shape

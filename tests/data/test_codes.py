@@ -67,3 +67,21 @@ def test_codes_for_another_split_size_are_refused(world, tmp_path):
   with pytest.raises(UserError, match="cover 8 examples but the split has 32") as e:
     codes_lib.CodesSource(path, train)
   assert "\n" not in str(e.value)
+
+
+def test_write_dataset_codes_covers_the_splits_and_skips_done_work(world, tmp_path):
+  calls = []
+
+  def encode(images):
+    calls.append(len(images))
+    return world.encode(images)
+  out = codes_lib.write_dataset_codes(world.config, world.data_dir, str(tmp_path), encode,
+                                      encoder_id="tok-step-10")
+  assert sorted(k.rsplit("/", 1)[1] for k in out) == ["test", "train", "validation"]
+  assert sum(calls) == 2 * (32 + 8 + 8)   # image + edit target of every example
+  codes_lib.write_dataset_codes(world.config, world.data_dir, str(tmp_path), encode,
+                                encoder_id="tok-step-10")
+  assert sum(calls) == 96                   # same encoder: nothing rewritten
+  codes_lib.write_dataset_codes(world.config, world.data_dir, str(tmp_path), encode,
+                                encoder_id="tok-step-20", splits=("validation",))
+  assert sum(calls) == 96 + 16

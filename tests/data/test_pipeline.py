@@ -191,3 +191,15 @@ def test_truncated_dataset_shard(world, tmp_path, which):
   with pytest.raises(UserError, match="truncated or corrupt") as e:
     pipeline.make_train_iterator(world.config, str(data), world.codes_dir)
   assert "\n" not in str(e.value)
+
+
+def test_worker_processes_give_the_same_batches_and_resume(world):
+  cfg = world.config.copy_and_resolve_references()
+  cfg.data.worker_count = 1   # each worker process costs seconds to start: one is enough here
+  expected = _take(_iter(world, seed=8), 4)
+  it = _iter(world, cfg, seed=8)
+  assert _same(_take(it, 2), expected[:2])
+  state = it.get_state()
+  fresh = _iter(world, cfg, seed=8)
+  fresh.set_state(state)
+  assert _same(_take(fresh, 2), expected[2:])
