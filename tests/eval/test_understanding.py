@@ -1,0 +1,75 @@
+"""Understanding items (POPE subsets, choice, counting), answer parsing and POPE's metrics."""
+import pytest
+
+from arm_jax.data import world
+from arm_jax.eval import understanding as und
+from arm_jax.eval.reference_models import wrong_answer
+
+
+def test_items_cycle_kinds_and_pope_labels_are_true_of_the_scene():
+  items = und.make_items(11, 60, grid=3, max_objects=3)
+  assert [i.kind for i in items[:5]] == list(und.KINDS)
+  for item in items:
+    if item.kind.startswith("pope_"):
+      color, shape = item.question.split("is there a ")[1].split(" in the image")[0].split()
+      present = (color, shape) in {(o.color, o.shape) for o in item.scene.objects}
+      assert item.answer == ("yes" if present else "no")
+  pope = [i for i in items if i.kind.startswith("pope_")]
+  assert {i.answer for i in pope} == {"yes", "no"}
+
+
+def test_adversarial_negatives_share_an_attribute_and_popular_ones_are_frequent():
+  items = und.make_items(2, 200, grid=3, max_objects=3)
+  negatives = [i for i in items if i.answer == "no"]
+  for item in negatives:
+    color, shape = item.question.split("is there a ")[1].split(" in the image")[0].split()
+    if item.kind == "pope_adversarial":
+      assert any(o.color == color or o.shape == shape for o in item.scene.objects)
+  counts = {}
+  for item in items:
+    for o in item.scene.objects:
+      counts[(o.color, o.shape)] = counts.get((o.color, o.shape), 0) + 1
+  asked = lambda kind: [tuple(i.question.split("is there a ")[1].split(" in the")[0].split())
+                        for i in negatives if i.kind == kind]
+  mean = lambda pairs: sum(counts.get(p, 0) for p in pairs) / len(pairs)
+  assert mean(asked("pope_popular")) > mean(asked("pope_random"))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("yes", "yes"), ("No.", "no"), ("There is not.", "no"), ("Yes. No other shapes.", "yes"),
+    ("yes, there is no doubt", "no"),     # POPE's rule is blunt: any 'no' in the first sentence
+    ("no", "no"), ("", "yes")])
+def test_yes_no_follows_popes_rule(text, expected):
+  assert und.parse_yes_no(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("b", "b"), ("(c)", "c"), ("D.", "d"), ("b) blue", "b"), ("blue", "b"), ("purple", ""),
+    ("e", ""), ("the answer is", "")])
+def test_choice_parsing(text, expected):
+  assert und.parse_choice(text, ("red", "blue", "white", "green")) == expected
+
+
+@pytest.mark.parametrize("text,expected", [("two", 2), ("2", 2), ("there are zero.", 0),
+                                           ("many", None)])
+def test_count_parsing(text, expected):
+  assert und.parse_count(text) == expected
+
+
+def test_pope_metrics_by_hand():
+  labels = ["yes", "yes", "no", "no", "no"]
+  preds = ["yes", "no", "yes", "no", "no"]
+  m = und.pope_metrics(labels, preds)
+  assert m["accuracy"] == pytest.approx(3 / 5)
+  assert m["precision"] == pytest.approx(1 / 2) and m["recall"] == pytest.approx(1 / 2)
+  assert m["f1"] == pytest.approx(1 / 2) and m["yes_ratio"] == pytest.approx(2 / 5)
+
+
+def test_summary_separates_right_and_wrong_answers():
+  items = und.make_items(3, 25, grid=3, max_objects=3)
+  right = und.summarize(items, [i.answer for i in items])
+  wrong = und.summarize(items, [wrong_answer(i) for i in items])
+  assert right["accuracy"] == 1.0 and right["pope_f1"] == 1.0
+  assert wrong["accuracy"] == 0.0 and wrong["pope_f1"] == 0.0
+  assert set(right["kinds"]) == set(und.KINDS)
+  assert set(right["pope"]) == set(und.POPE_SUBSETS)
