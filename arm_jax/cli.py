@@ -45,6 +45,12 @@ COMMANDS = {
                               " edits.jsonl) instead of rendering the shapes world"),
                     _arg("--name", default="",
                          help="dataset name for --from (default: folder_<DIR name>)")]),
+    "rl": ("arm_jax.rl.stages:run", "GRPO RL on T2I and editing: rl.stages from the pretrained "
+           "checkpoint (resumable)", [_WORKDIR]),
+    "rl-study": ("arm_jax.rl.study:run", "cross-task synergy study: SFT / T2I-RL / Edit-RL / "
+                 "T2I->Edit / +joint over rl.seeds, scored by the eval suite (Table 8)",
+                 [_WORKDIR, _arg("--out", default="",
+                                 help="output dir (default: <workdir>/rl_study)")]),
     "pretrain": ("arm_jax.train.pretrain:run", "AR pretraining over the multimodal mixture",
                  [_WORKDIR, _arg("--init", default="",
                                  help="start from these weights (an import-hf output dir)")]),

@@ -21,7 +21,7 @@ weighs them. Plugging in your own:
 A model works the same way: register an instance whose `__call__(images, prompts)` runs it.
 
 The built-in rewards read images with the shapes-world detector (arm_jax/eval/detector.py):
-`quality` (clean picture: no stray pixels, confidently recognised objects), `adherence`
+`quality` (the edit bench's G_PQ: a clean picture of ideal shapes), `adherence`
 (detected objects vs the objects the prompt asks for) and `consistency` (editing: the requested
 change is made and everything else is kept).
 """
@@ -38,6 +38,7 @@ from arm_jax.data import world
 from arm_jax.data.edits import Edit
 from arm_jax.errors import UserError
 from arm_jax.eval import detector
+from arm_jax.eval import quality as eval_quality
 
 TASKS = ("t2i", "edit")
 # Attributes a prompt can pin down; "cell" is the object's (row, col).
@@ -133,17 +134,12 @@ def match_score(want: Sequence[world.Obj], got: Sequence[world.Obj],
 
 @register_reward("quality")
 def quality(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
-  """A clean picture (G_PQ-like): foreground in object regions, objects recognised confidently.
+  """A clean picture: the edit bench's G_PQ (palette-clean pixels x ideal forms x no specks) / 10.
 
-  (1 - stray pixels / foreground pixels) x mean detection confidence; an empty canvas is clean.
+  An exact render scores 1; blur, off-palette pixels, ragged shapes and specks lower it.
   """
-  out = []
-  for image, p in zip(images, prompts):
-    parsed = parse(image, p.target.grid)
-    clean = 1.0 - parsed.stray_pixels / max(parsed.foreground_pixels, 1)
-    conf = np.mean([d.confidence for d in parsed.detections]) if parsed.detections else 1.0
-    out.append(clean * conf)
-  return np.asarray(out, np.float32)
+  return np.asarray([eval_quality.quality(image, parse(image, p.target.grid)).score / 10.0
+                     for image, p in zip(images, prompts)], np.float32)
 
 
 @register_reward("adherence")

@@ -65,7 +65,10 @@ def tiny():
       return grpo.grpo_loss(nnx.merge(graphdef, p), b, None, cfg=cfg, vocab=v)
     return jax.jit(jax.value_and_grad(f, has_aux=True))
 
-  return lambda beta, **change: loss_and_grads(beta)(params, dict(batch, **change))
+  run = lambda beta, **change: loss_and_grads(beta)(params, dict(batch, **change))
+  run.model = nnx.merge(graphdef, params)
+  run.tokens, run.vocab = tokens, v
+  return run
 
 
 def _max_abs(tree):
@@ -94,3 +97,16 @@ def test_config_rejects_bad_values():
     grpo.GRPOConfig(group_size=1)
   with pytest.raises(UserError, match="clip_eps"):
     grpo.GRPOConfig(clip_eps=1.5)
+
+
+def test_left_padding_is_invisible_to_log_probs(tiny):
+  # A row left-padded with junk and masked as invalid scores its tokens exactly as unpadded.
+  v, tokens = tiny.vocab, tiny.tokens
+  padded = jnp.concatenate([jnp.full((4, 3), 7, jnp.int32), tokens], axis=1)
+  valid = jnp.concatenate([jnp.zeros((4, 3), bool), jnp.ones(tokens.shape, bool)], axis=1)
+  temperature = jnp.full((4,), 0.7)
+  plain = grpo.image_token_logp(tiny.model, tokens, v, temperature=temperature)
+  left = grpo.image_token_logp(tiny.model, padded, v, valid, temperature)
+  np.testing.assert_allclose(np.asarray(left[:, 3:]), np.asarray(plain), atol=1e-5)
+  hot = grpo.image_token_logp(tiny.model, tokens, v)
+  assert not np.allclose(np.asarray(hot[:, 6:9]), np.asarray(plain[:, 6:9]))  # temperature used

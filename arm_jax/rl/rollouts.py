@@ -1,0 +1,127 @@
+"""Rollouts: G images per prompt from the compiled sampler, decoded to pixels for the rewards.
+
+One call turns P prompts into a rollout batch of B = P * G rows, prompt-major (rows
+[i*G, (i+1)*G) share prompt i). Prompts are left-padded to a length bucket
+(`decode.length_buckets`), so a stage compiles its sampler once; the sampler runs inside one
+jit over the sharded policy params with the batch sharded like pretraining batches. Sampling
+uses each row's task temperature (`rl.t2i_temperature`, `rl.edit_temperature`) and `rl.top_k`,
+without guidance: the policy the loss scores is the conditional model itself.
+
+The batch layout the loss reads (T = prompt bucket + H*W + 1):
+  tokens [B, T] int32     left-padded prompt, then the H*W codes and <eoi>
+  valid  [B, T] bool      real tokens (padding is masked out of attention, as in the sampler)
+  loss_mask [B, T-1] f32  1 where the target is a generated image code
+  temperature [B] f32
+"""
+from __future__ import annotations
+
+import bisect
+from typing import Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from arm_jax import sharding as shd
+from arm_jax.decode import constraints as cons
+from arm_jax.decode import sampler
+from arm_jax.errors import UserError
+from arm_jax.model.vocab import VocabLayout
+from arm_jax.rl.prompts import Prompt
+
+
+class Codec(Protocol):
+  """The visual tokenizer as the rollouts use it."""
+
+  def encode(self, images: np.ndarray) -> np.ndarray:
+    """[N, H, W, 3] uint8 -> [N, h, w] int32 codes."""
+
+  def decode(self, codes: np.ndarray) -> np.ndarray:
+    """[N, h, w] int32 codes -> [N, H, W, 3] uint8."""
+
+
+def left_pad(rows: Sequence[np.ndarray], length: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+  """Ragged int32 rows -> ([N, length] tokens, [N, length] bool real-token mask), right-aligned."""
+  tokens = np.full((len(rows), length), pad, np.int32)
+  mask = np.zeros((len(rows), length), bool)
+  for i, r in enumerate(rows):
+    tokens[i, length - len(r):] = r
+    mask[i, length - len(r):] = True
+  return tokens, mask
+
+
+class Sampler:
+  """Jitted rollout sampling for one policy (graphdef) on a mesh."""
+
+  def __init__(self, graphdef, vocab: VocabLayout, config, mesh, rules):
+    self.graphdef = graphdef
+    self.vocab = vocab
+    self.mesh, self.rules = mesh, rules
+    self.buckets = sorted(config.decode.length_buckets)
+    self.cache_dtype = jnp.dtype(config.decode.cache_dtype)
+    self.temperature = {"t2i": config.rl.t2i_temperature, "edit": config.rl.edit_temperature}
+    self.top_k = config.rl.top_k
+    self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw",))
+
+  def _sample_fn(self, params, batch, *, grid_hw):
+    h, w = grid_hw
+    n = batch["prompt"].shape[0]
+    kn = sampler.Knobs(batch["temperature"], batch["top_k"], jnp.ones((n,), jnp.float32),
+                       jnp.ones((2,), jnp.float32))
+    out = sampler.sample(params, self.graphdef, batch["prompt"], batch["prompt_mask"],
+                         jax.random.wrap_key_data(batch["keys"]), max_new=h * w + 1,
+                         constraint=cons.image_rows(n, h, w, header_in_prompt=True), kn=kn,
+                         cache_dtype=self.cache_dtype)
+    return out.tokens
+
+  def bucket(self, longest: int) -> int:
+    i = bisect.bisect_left(self.buckets, longest)
+    if i == len(self.buckets):
+      raise UserError(f"an RL prompt of {longest} tokens is longer than the largest of "
+                      f"decode.length_buckets {tuple(self.buckets)}; add a bigger bucket")
+    return self.buckets[i]
+
+  def __call__(self, params, prompts: Sequence[Prompt], group_size: int, key: jax.Array,
+               grid_hw: tuple[int, int]) -> dict[str, np.ndarray]:
+    """P prompts -> host arrays of the rollout batch (tokens, valid, loss_mask, temperature)."""
+    rows = [p.ids for p in prompts for _ in range(group_size)]
+    length = self.bucket(max(len(r) for r in rows))
+    prompt, mask = left_pad(rows, length, self.vocab.pad)
+    tasks = [p.meta.task for p in prompts for _ in range(group_size)]
+    temperature = np.array([self.temperature[t] for t in tasks], np.float32)
+    host = {"prompt": prompt, "prompt_mask": mask, "temperature": temperature,
+            "top_k": np.full(len(rows), self.top_k, np.int32),
+            "keys": np.asarray(jax.random.key_data(jax.random.split(key, len(rows))))}
+    with shd.use_mesh(self.mesh, self.rules):
+      new = self._sample(params, shd.global_batch(host, self.mesh, self.rules), grid_hw=grid_hw)
+    new = to_host(new, self.mesh, self.rules)
+    return assemble(self.vocab, prompt, mask, new, temperature)
+
+
+def to_host(x: jax.Array, mesh, rules) -> np.ndarray:
+  """A batch-sharded global array -> this process's rows as numpy."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  spec = shd.batch_sharding(mesh, rules, x.ndim).spec
+  return np.asarray(multihost_utils.global_array_to_host_local_array(x, mesh, spec))
+
+
+def assemble(vocab: VocabLayout, prompt: np.ndarray, prompt_mask: np.ndarray, new: np.ndarray,
+             temperature: np.ndarray) -> dict[str, np.ndarray]:
+  """Prompt [B, P] + generated [B, N] -> the loss's batch (see the module docstring)."""
+  tokens = np.concatenate([prompt, new], axis=1)
+  valid = np.concatenate([prompt_mask, np.ones(new.shape, bool)], axis=1)
+  p = prompt.shape[1]
+  loss_mask = np.zeros((tokens.shape[0], tokens.shape[1] - 1), np.float32)
+  # target t+1 is a generated token when t+1 >= p; count it only if it is an image code
+  loss_mask[:, p - 1:] = vocab.is_image(tokens[:, p:])
+  return {"tokens": tokens, "valid": valid, "loss_mask": loss_mask, "temperature": temperature}
+
+
+def images_of(vocab: VocabLayout, codec: Codec, tokens: np.ndarray, prompt_len: int,
+              grid_hw: tuple[int, int]) -> np.ndarray:
+  """The generated codes of a rollout batch -> [B, H, W, 3] uint8 pixels."""
+  h, w = grid_hw
+  codes = vocab.ids_to_codes(tokens[:, prompt_len:prompt_len + h * w]).reshape(-1, h, w)
+  return np.asarray(codec.decode(codes), np.uint8)
