@@ -64,6 +64,14 @@ COMMANDS = {
                   "export a checkpoint as a Hugging Face model directory (PyTorch/transformers)",
                   [_WORKDIR, _CKPT, _arg("--out", default="",
                                          help="output dir (default: <workdir>/hf)")]),
+    "eval": ("arm_jax.eval.command:run", "score a checkpoint on the GenEval/WISE/GEdit/POPE "
+             "analogues; write report.md, metrics.json, figures and benchmark-format outputs",
+             [_WORKDIR, _CKPT,
+              _arg("--out", default="", help="output dir (default: <workdir>/eval)"),
+              _arg("--tasks", default="geneval,wise,edit,und",
+                   help="comma-separated: geneval,wise,edit,und (default: all)"),
+              _arg("--tokenizer-metrics", default="", metavar="JSON",
+                   help="a JSON object of visual-tokenizer metrics to add to the report")]),
 }
 
 # Commands that never join a multi-host job (pure host-side work).
