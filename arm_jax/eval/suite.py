@@ -17,6 +17,8 @@ import json
 import os
 import time
 
+from arm_jax.data.shapes_examples import HELD_OUT
+from arm_jax.errors import UserError
 from arm_jax.eval import benchmark_files as files
 from arm_jax.eval import editbench, geneval, understanding, wise
 from arm_jax.eval import report as rep
@@ -25,8 +27,6 @@ from arm_jax.eval.protocol import EvalModel, checked_answers, checked_images
 from arm_jax.eval.quality import quality
 from arm_jax.eval.sections import eval_sections
 from arm_jax.eval.sets import EvalSets, build_sets, is_novel
-from arm_jax.data.shapes_examples import HELD_OUT
-from arm_jax.errors import UserError
 
 TASKS = ("geneval", "wise", "edit", "und")
 
@@ -162,33 +162,40 @@ def headline(metrics: dict) -> dict:
   return out
 
 
+def _timed(timing: dict, name: str, fn, *args):
+  start = time.perf_counter()
+  out = fn(*args)
+  timing[f"{name}_s"] = time.perf_counter() - start
+  return out
+
+
 def evaluate(config, model: EvalModel, out_dir: str, tokenizer_metrics: dict | None = None, *,
              tasks=TASKS, curves_from: str | None = None) -> EvalResult:
   """Runs the chosen benchmarks; returns metrics and report sections (writes benchmark files)."""
   unknown = [t for t in tasks if t not in TASKS]
   if unknown:
     raise UserError(f"unknown eval task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+  start = time.perf_counter()
   sets, seed = build_sets(config), config.eval.seed
   metrics, shown, timing = {}, {}, {}
-  start = time.perf_counter()
   if "geneval" in tasks:
-    metrics["geneval"], _, shown["geneval"] = run_geneval(
-        sets, model, os.path.join(out_dir, "geneval"), seed, config.eval.samples_per_prompt)
-    timing["geneval_s"] = time.perf_counter() - start
+    metrics["geneval"], _, shown["geneval"] = _timed(
+        timing, "geneval", run_geneval, sets, model, os.path.join(out_dir, "geneval"), seed,
+        config.eval.samples_per_prompt)
   if "wise" in tasks:
-    metrics["wise"], _, shown["wise"] = run_wise(sets, model, os.path.join(out_dir, "wise"), seed)
-    timing["wise_s"] = time.perf_counter() - start - sum(timing.values())
+    metrics["wise"], _, shown["wise"] = _timed(
+        timing, "wise", run_wise, sets, model, os.path.join(out_dir, "wise"), seed)
   if "edit" in tasks:
-    metrics["edit"], _, shown["edit"] = run_edit(sets, model, os.path.join(out_dir, "gedit"), seed)
-    timing["edit_s"] = time.perf_counter() - start - sum(timing.values())
+    metrics["edit"], _, shown["edit"] = _timed(
+        timing, "edit", run_edit, sets, model, os.path.join(out_dir, "gedit"), seed)
   if "und" in tasks:
-    metrics["understanding"] = run_understanding(sets, model, out_dir)
-    timing["und_s"] = time.perf_counter() - start - sum(timing.values())
+    metrics["understanding"] = _timed(timing, "und", run_understanding, sets, model, out_dir)
   if tokenizer_metrics:
     metrics["tokenizer"] = dict(tokenizer_metrics)
   metrics["headline"] = headline(metrics)
   metrics["provenance"] = rep.provenance(config, seed)
-  sections = eval_sections(sets, metrics, shown, out_dir, metrics["provenance"], curves_from)
+  sections = _timed(timing, "report", eval_sections, sets, metrics, shown, out_dir,
+                    metrics["provenance"], curves_from)
   metrics["timing"] = timing | {"total_s": time.perf_counter() - start}
   return EvalResult(metrics, sections)
 
