@@ -184,14 +184,19 @@ def _tokenizer() -> mc.ConfigDict:
 
 def _decode() -> mc.ConfigDict:
   return mc.ConfigDict(dict(
-      temperature=1.0,
+      # Sampling of image codes (generate, edit); per-row knobs, so changing them never recompiles.
+      temperature=1.0,          # 0 = greedy
       top_k=0,                  # 0 = off
       top_p=1.0,
       cfg_scale=1.5,            # T2I classifier-free guidance (1 = conditional only)
       edit_text_scale=1.5,      # editing: text guidance
       edit_image_scale=1.25,    # editing: image guidance
+      answer_temperature=0.0,   # understanding answers (0 = greedy)
       max_new_tokens=32,        # text answers
-      cache_dtype="bfloat16",
+      max_prompt_chars=2000,    # longer captions/instructions/questions are refused
+      cache_dtype="bfloat16",   # KV cache dtype (bfloat16 halves its memory; float32 is exact)
+      # Static shapes: prompts are left-padded to a length bucket (capped by model.max_seq_len)
+      # and batches padded to a batch bucket, so each bucket compiles once.
       length_buckets=(64, 128, 256),
       batch_buckets=(1, 8, 16, 64),
   ))
