@@ -127,7 +127,22 @@ def _cell_regions(foreground: np.ndarray, grid: int, min_area: int):
   return regions, stray
 
 
-def _region_color(rgb: np.ndarray, mask: np.ndarray) -> tuple[str, float, float]:
+def background_color(rgb: np.ndarray, objects: np.ndarray) -> np.ndarray:
+  """[3] the image's actual background: the mean of pixels away from every object.
+
+  Generated backgrounds are often a little off (30, 28, 26 instead of 24, 24, 24); measured
+  against the nominal one, that offset would add up over a window into phantom object mass. The
+  mean (not the median of background-labelled pixels) keeps noise, clipped at 0 by uint8,
+  unbiased.
+  """
+  away = ~ndimage.binary_dilation(objects, iterations=3)
+  if away.sum() < 0.1 * away.size:
+    return PALETTE[0]
+  return rgb[away].mean(0).astype(np.float32)
+
+
+def _region_color(rgb: np.ndarray, mask: np.ndarray,
+                  background: np.ndarray) -> tuple[str, float, float]:
   """Colour of a region -> (palette name, distance, confidence in [0, 1]).
 
   Blur mixes an object's colour with the background, so its pixels lie on the segment from the
@@ -135,10 +150,10 @@ def _region_color(rgb: np.ndarray, mask: np.ndarray) -> tuple[str, float, float]
   grey is nearer purple than white). Each palette entry is scored by how far the region's pixels
   sit from its segment, weighted toward the saturated core.
   """
-  pixels = rgb[mask] - PALETTE[0]
+  pixels = rgb[mask] - background
   weight = np.linalg.norm(pixels, axis=-1)
   weight = weight / max(float(weight.sum()), 1e-6)
-  directions = PALETTE[1:] - PALETTE[0]                                # [colors, 3]
+  directions = PALETTE[1:] - background                                # [colors, 3]
   t = np.clip(pixels @ directions.T / (directions ** 2).sum(-1), 0.0, 1.0)  # [pixels, colors]
   residual = np.linalg.norm(pixels[:, None, :] - t[..., None] * directions[None], axis=-1)
   d = weight @ residual                                                # [colors]
@@ -159,23 +174,23 @@ def _window(row: int, col: int, grid: int, height: int, width: int):
   return max(0, top - m), max(0, left - m), min(height, bottom + m), min(width, right + m)
 
 
-def _coverage(rgb: np.ndarray, color: str) -> np.ndarray:
+def _coverage(rgb: np.ndarray, color: str, background: np.ndarray) -> np.ndarray:
   """[h, w, 3] -> [h, w]: how far each pixel is from background toward `color` (0..1 if clean).
 
   Not clipped to 0..1: clipping would turn zero-mean noise on the background into positive mass
   and make noisy objects look larger; the loose clip only tames outliers.
   """
-  direction = np.asarray(world.COLORS[color], np.float32) - PALETTE[0]
-  alpha = ((rgb - PALETTE[0]) @ direction) / float(direction @ direction)
+  direction = np.asarray(world.COLORS[color], np.float32) - background
+  alpha = ((rgb - background) @ direction) / float(direction @ direction)
   return np.clip(alpha, -1.0, 2.0)
 
 
-def _detection(rgb, mask, others, row, col, grid) -> Detection:
+def _detection(rgb, background, mask, others, row, col, grid) -> Detection:
   """One region (full-image bool mask) -> Detection; `others` = every other region's pixels."""
   height, width = mask.shape
-  color, color_dist, color_conf = _region_color(rgb, mask)
+  color, color_dist, color_conf = _region_color(rgb, mask, background)
   top, left, bottom, right = _window(row, col, grid, height, width)
-  alpha = _coverage(rgb[top:bottom, left:right], color)
+  alpha = _coverage(rgb[top:bottom, left:right], color, background)
   alpha[others[top:bottom, left:right]] = 0.0
   binary = ndimage.binary_fill_holes(mask[top:bottom, left:right])
   shape, side, error, margin = fit_shape(alpha, binary)
@@ -207,7 +222,8 @@ def parse_image(image, grid: int) -> Parse:
   everything = np.zeros_like(foreground)
   for _, _, mask in regions:
     everything |= mask
-  found = [(_detection(rgb, mask, everything & ~mask, row, col, grid), mask)
+  background = background_color(rgb, everything)
+  found = [(_detection(rgb, background, mask, everything & ~mask, row, col, grid), mask)
            for row, col, mask in regions]
   found.sort(key=lambda dm: (-dm[0].confidence, -dm[0].area))
   return Parse(tuple(d for d, _ in found), tuple(m for _, m in found), stray,

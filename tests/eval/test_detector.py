@@ -103,3 +103,16 @@ def test_unreadable_images_are_user_errors(bad):
 def test_grid_must_be_positive():
   with pytest.raises(UserError, match="grid"):
     detector.detect(np.zeros((8, 8, 3), np.uint8), 0)
+
+
+def test_an_off_background_does_not_inflate_objects():
+  # Decoders often return a background a little off the palette's (24, 24, 24).
+  rng = np.random.default_rng(3)
+  correct = 0
+  for _ in range(30):
+    scene = world.sample_scene(rng, 3, 3)
+    image = world.render(scene, 64).astype(np.float32)
+    image[(image == world.BACKGROUND).all(-1)] += (20, 18, 14)
+    image = ndimage.gaussian_filter(image, (1.0, 1.0, 0))
+    correct += detector.parse_scene(np.clip(np.round(image), 0, 255), 3) == scene
+  assert correct == 30
