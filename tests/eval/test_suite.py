@@ -116,3 +116,14 @@ def test_sets_follow_the_config(config):
   keys = prompt_keys(sets)
   assert sets.geneval[0].prompt in keys and sets.wise[0].prompt in keys
   assert any(" => " + sets.edit[0].instruction in k for k in keys)
+
+
+def test_several_samples_per_prompt(tmp_path):
+  config = load_config("shapes_tiny", SMALL + ["--config.eval.samples_per_prompt=2"])
+  metrics = evaluate(config, OracleModel(build_sets(config), noise=4.0), str(tmp_path),
+                     tasks=("geneval",)).metrics
+  assert metrics["geneval"]["images"] == 2 * config.eval.num_geneval
+  outputs = bf.read_geneval_outputs(str(tmp_path / "geneval"))
+  assert all(len(paths) == 2 for _, paths in outputs)
+  first, second = (bf.load_image(p) for p in outputs[0][1])
+  assert not np.array_equal(first, second)      # another seed, another sample

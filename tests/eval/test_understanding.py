@@ -1,38 +1,43 @@
 """Understanding items (POPE subsets, choice, counting), answer parsing and POPE's metrics."""
 import pytest
 
-from arm_jax.data import world
 from arm_jax.eval import understanding as und
 from arm_jax.eval.reference_models import wrong_answer
+
+
+def _asked(item) -> tuple[str, str]:
+  """(colour, shape) a POPE question asks about."""
+  color, shape = item.question.split("is there a ")[1].split(" in the image")[0].split()
+  return color, shape
 
 
 def test_items_cycle_kinds_and_pope_labels_are_true_of_the_scene():
   items = und.make_items(11, 60, grid=3, max_objects=3)
   assert [i.kind for i in items[:5]] == list(und.KINDS)
-  for item in items:
-    if item.kind.startswith("pope_"):
-      color, shape = item.question.split("is there a ")[1].split(" in the image")[0].split()
-      present = (color, shape) in {(o.color, o.shape) for o in item.scene.objects}
-      assert item.answer == ("yes" if present else "no")
   pope = [i for i in items if i.kind.startswith("pope_")]
+  for item in pope:
+    present = _asked(item) in {(o.color, o.shape) for o in item.scene.objects}
+    assert item.answer == ("yes" if present else "no")
   assert {i.answer for i in pope} == {"yes", "no"}
 
 
 def test_adversarial_negatives_share_an_attribute_and_popular_ones_are_frequent():
   items = und.make_items(2, 200, grid=3, max_objects=3)
   negatives = [i for i in items if i.answer == "no"]
-  for item in negatives:
-    color, shape = item.question.split("is there a ")[1].split(" in the image")[0].split()
-    if item.kind == "pope_adversarial":
-      assert any(o.color == color or o.shape == shape for o in item.scene.objects)
   counts = {}
   for item in items:
     for o in item.scene.objects:
       counts[(o.color, o.shape)] = counts.get((o.color, o.shape), 0) + 1
-  asked = lambda kind: [tuple(i.question.split("is there a ")[1].split(" in the")[0].split())
-                        for i in negatives if i.kind == kind]
-  mean = lambda pairs: sum(counts.get(p, 0) for p in pairs) / len(pairs)
-  assert mean(asked("pope_popular")) > mean(asked("pope_random"))
+  for item in negatives:
+    if item.kind == "pope_adversarial":
+      color, shape = _asked(item)
+      assert any(o.color == color or o.shape == shape for o in item.scene.objects)
+
+  def mean_count(kind):
+    pairs = [_asked(i) for i in negatives if i.kind == kind]
+    return sum(counts.get(p, 0) for p in pairs) / len(pairs)
+
+  assert mean_count("pope_popular") > mean_count("pope_random")
 
 
 @pytest.mark.parametrize("text,expected", [
