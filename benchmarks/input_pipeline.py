@@ -44,23 +44,23 @@ def build(cfg, root: str) -> tuple[str, str]:
   return data_dir, codes_dir
 
 
-def pipeline_rate(cfg, data_dir, codes_dir, batches: int) -> tuple[float, float, float]:
-  """(examples/s, tokens/s, target tokens/s) of the iterator, after its first batches."""
+def pipeline_rate(cfg, data_dir, codes_dir, batches: int) -> tuple[float, ...]:
+  """(examples/s, tokens/s, target tokens/s, CPU ms per example in this process)."""
   it = pipeline.make_train_iterator(cfg, data_dir, codes_dir, seed=0)
   for _ in range(3):
     next(it)
   rows = targets = 0
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   for _ in range(batches):
     b = next(it)
     rows += b["inputs"].shape[0]
     targets += float(b["loss_mask"].sum())
-  dt = time.perf_counter() - t
-  return rows / dt, rows * cfg.train.seq_len / dt, targets / dt
+  dt, cpu = time.perf_counter() - t, time.process_time() - cpu
+  return rows / dt, rows * cfg.train.seq_len / dt, targets / dt, 1000 * cpu / rows
 
 
-def train_step_rate(cfg, steps: int) -> float | None:
-  """Examples/s of the stack's shapes_tiny train step (None if arm_jax.train is not there)."""
+def train_step_rate(cfg, steps: int) -> tuple[float, float] | None:
+  """(examples/s, CPU ms per example, all threads) of the stack's train step, or None."""
   try:
     import jax
 
@@ -83,11 +83,12 @@ def train_step_rate(cfg, steps: int) -> float | None:
   batch = shd.global_batch(batch, mesh, rules)
   state, m = step(state, batch)
   jax.block_until_ready(m)
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   for _ in range(steps):
     state, m = step(state, batch)
   jax.block_until_ready(m)
-  return steps * cfg.train.batch_size / (time.perf_counter() - t)
+  rows = steps * cfg.train.batch_size
+  return rows / (time.perf_counter() - t), 1000 * (time.process_time() - cpu) / rows
 
 
 def main():
@@ -104,20 +105,27 @@ def main():
     data_dir, codes_dir = build(cfg, root)
     rows = [(f"format {fmt}", ((fmt, 1.0),), 0) for fmt in pipeline.FORMATS]
     rows += [("mixture", cfg.data.mixture, 0), ("mixture, 2 workers", cfg.data.mixture, 2)]
-    mixture_rate = {}
-    print(f"{'pipeline':24s} {'examples/s':>11s} {'tokens/s':>10s} {'target tok/s':>13s}")
+    rate, cpu_ms = {}, {}
+    print(f"{'pipeline':24s} {'examples/s':>11s} {'tokens/s':>10s} {'target tok/s':>13s} "
+          f"{'CPU ms/example':>15s}")
     for name, mixture, workers in rows:
       c = cfg.copy_and_resolve_references()
       c.data.mixture, c.data.worker_count = mixture, workers
-      ex, tok, tgt = pipeline_rate(c, data_dir, codes_dir, batches)
-      mixture_rate[name] = ex
-      print(f"{name:24s} {ex:11.0f} {tok:10.0f} {tgt:13.0f}")
-  consumed = train_step_rate(cfg, 5 if args.quick else 15)
-  if consumed:
-    print(f"train step (shapes_tiny): {consumed:.0f} examples/s, "
-          f"{consumed * cfg.train.seq_len:.0f} tokens/s")
+      ex, tok, tgt, ms = pipeline_rate(c, data_dir, codes_dir, batches)
+      rate[name], cpu_ms[name] = ex, ms
+      print(f"{name:24s} {ex:11.0f} {tok:10.0f} {tgt:13.0f} "
+            f"{ms if not workers else float('nan'):15.2f}")
+  measured = train_step_rate(cfg, 5 if args.quick else 15)
+  if measured:
+    consumed, step_ms = measured
+    print(f"train step (shapes_tiny): {consumed:.1f} examples/s, "
+          f"{consumed * cfg.train.seq_len:.0f} tokens/s, {step_ms:.1f} CPU ms/example")
     for name in ("mixture", "mixture, 2 workers"):
-      print(f"ratio pipeline ({name}) / train step: {mixture_rate[name] / consumed:.1f}x")
+      print(f"ratio pipeline ({name}) / train step, examples/s: {rate[name] / consumed:.1f}x")
+    # Wall-clock rates swing with other load on a shared machine; CPU time per example does not
+    # much: this is the ratio a dedicated machine would see if both had all cores.
+    print(f"ratio train step / pipeline (mixture), CPU ms per example: "
+          f"{step_ms / cpu_ms['mixture']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Two kinds of tfds dataset are read (always from ArrayRecord, never with TensorFl
     data.web_dataset) with the feature keys data.image_key / data.text_key.
 Both come out as the same record:
   {"image": [H, W, 3] uint8, "captions": [str], "qa": [{question, answer, ...}],
-   "instructions": [str], "target_image": [H, W, 3] uint8 or None}
+   "instructions": [str], "target_image": [H, W, 3] uint8 or None,
+   "objects": [{shape, color, size, row, col}], "edit": {kind, grid, before, after} or None,
+   "target_objects": [...]}     (ground truth: empty / None where a dataset has none)
 """
 from __future__ import annotations
 
@@ -158,12 +160,14 @@ class RecordSource:
       return {"image": self._fit(decode_image(raw[self.image_key], self.image_key))
                        if self.images else None,
               "captions": [_text(raw[self.text_key])], "qa": [], "instructions": [],
-              "target_image": None}
+              "target_image": None, "objects": [], "edit": None, "target_objects": []}
     target = np.asarray(raw["target_image"]) if self.images else np.zeros(0)
     return {"image": np.asarray(raw["image"]) if self.images else None,
             "captions": json.loads(raw["captions"]), "qa": json.loads(raw["qa"]),
             "instructions": json.loads(raw["edit_instructions"]),
-            "target_image": target if target.size else None}
+            "target_image": target if target.size else None,
+            "objects": json.loads(raw["objects"]), "edit": json.loads(raw["edit"]),
+            "target_objects": json.loads(raw["target_objects"])}
 
 
   def _fit(self, image: np.ndarray) -> np.ndarray:

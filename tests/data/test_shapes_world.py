@@ -53,6 +53,10 @@ def test_record_i_is_example_i_with_its_ground_truth(world):
     assert json.loads(rec["objects"]) == json.loads(ex["objects"])
     assert json.loads(rec["edit"])["kind"] in ("recolor", "add", "remove", "move", "resize")
     assert len(json.loads(rec["qa"])) == 6 and json.loads(rec["captions"])
+    uniform = records[i]
+    assert uniform["objects"] == json.loads(ex["objects"])
+    assert uniform["edit"] == json.loads(ex["edit"])
+    assert uniform["target_objects"] == json.loads(ex["target_objects"])
 
 
 def test_test_split_is_compositional(world):
