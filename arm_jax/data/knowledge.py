@@ -8,7 +8,7 @@ from __future__ import annotations
 # Things whose colour is a palette colour: "grass is green".
 THING_COLORS = {
     "grass": "green", "a leaf": "green", "a frog": "green", "a lime": "green",
-    "the sky": "blue", "the sea": "blue", "a sapphire": "blue", "a blueberry": "blue",
+    "the sky": "blue", "the sea": "blue", "a sapphire": "blue", "a glacier": "blue",
     "a tomato": "red", "blood": "red", "a strawberry": "red", "a ruby": "red",
     "a banana": "yellow", "the sun": "yellow", "a lemon": "yellow", "corn": "yellow",
     "a plum": "purple", "a grape": "purple", "an amethyst": "purple", "a violet": "purple",
