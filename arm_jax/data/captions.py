@@ -68,6 +68,36 @@ def _style_attributes(scene: Scene) -> str:
   return _join([article(o.phrase()) for o in scene.objects]) + "."
 
 
+def _style_shapes_only(scene: Scene) -> str:
+  """Colour-free: 'two circles and a square.' (GenEval's single/two-object/counting wording)."""
+  counts = collections.Counter(o.shape for o in scene.objects)
+  return _join([article(shape) if n == 1 else f"{number_word(n)} {plural(shape, n)}"
+                for shape, n in counts.items()]) + "."
+
+
+def _relation(a, b) -> str | None:
+  """How `a` sits relative to `b` on the grid, in GenEval's words, or None."""
+  if a.row == b.row:
+    return "to the left of" if a.col < b.col else "to the right of"
+  if a.col == b.col:
+    return "above" if a.row < b.row else "below"
+  return None
+
+
+def _style_relation(scene: Scene, colored: bool = True) -> str:
+  """'a red circle to the left of a blue square.' for the first related pair; falls back to the
+  attribute list when no two objects share a row or column."""
+  name = (lambda o: article(f"{o.color} {o.shape}")) if colored else (
+      lambda o: article(o.shape))
+  objs = scene.objects
+  for i, a in enumerate(objs):
+    for b in objs[i + 1:]:
+      rel = _relation(a, b)
+      if rel:
+        return f"{name(a)} {rel} {name(b)}."
+  return _style_attributes(scene)
+
+
 STYLES = {
     "list": _style_list,
     "there_is": _style_there_is,
@@ -75,6 +105,9 @@ STYLES = {
     "counted": _style_counted,
     "count_first": _style_count_first,
     "attributes": _style_attributes,
+    "shapes_only": _style_shapes_only,
+    "relation": _style_relation,
+    "relation_plain": lambda scene: _style_relation(scene, colored=False),
 }
 # Styles that pin down every object's place: the image is fully determined by the caption.
 COMPLETE_STYLES = ("list", "there_is", "image_of")
