@@ -197,7 +197,7 @@ def _decode() -> mc.ConfigDict:
       cache_dtype="bfloat16",   # KV cache dtype (bfloat16 halves its memory; float32 is exact)
       # Static shapes: prompts are left-padded to a length bucket (capped by model.max_seq_len)
       # and batches padded to a batch bucket, so each bucket compiles once.
-      length_buckets=(64, 128, 256),
+      length_buckets=(32, 64, 128, 256),
       batch_buckets=(1, 8, 16, 64),
   ))
 

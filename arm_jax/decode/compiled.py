@@ -42,6 +42,18 @@ def pick_bucket(buckets: Sequence[int], n: int) -> int:
   return buckets[bisect.bisect_left(buckets, n)]
 
 
+def left_pad(rows: Sequence[Sequence[int]], length: int, pad: int):
+  """Ragged token rows -> (tokens [N, length] int32, real-token mask [N, length] bool), each
+  row right-aligned so that every row's next token lands in the same cache slot."""
+  tokens = np.full((len(rows), length), pad, np.int32)
+  mask = np.zeros((len(rows), length), bool)
+  for i, row in enumerate(rows):
+    if len(row):
+      tokens[i, length - len(row):] = row
+      mask[i, length - len(row):] = True
+  return tokens, mask
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "guidance", "cache_len",
                                              "cache_dtype"))
 def _prefill(params, prompt, mask, key_data, constraint, kn, *, graphdef, max_new, guidance,
@@ -106,42 +118,37 @@ class CompiledSampler:
                per_row(top_p, np.float32))
     key_data = np.asarray(jax.random.key_data(keys))
     step = self.batch_buckets[-1]
-    outs, ttft = [], None
+    outs, ttfts = [], []
     for lo in range(0, batch, step):
       idx = np.arange(lo, min(lo + step, batch))
-      res = self._chunk(rows, idx, batch, n_br, p_len, constraint, key_data, kn_host,
-                        (text_scale, image_scale), max_new, guidance, with_ttft and lo == 0)
-      if with_ttft and lo == 0:
-        res, ttft = res
+      res, ttft = self._chunk(rows, idx, batch, n_br, p_len, constraint, key_data, kn_host,
+                              (text_scale, image_scale), max_new, guidance, with_ttft)
       outs.append(res)
+      ttfts.append(ttft)
     result = sampler.Samples(*(np.concatenate(f) for f in zip(*outs)))
-    return (result, ttft) if with_ttft else result
+    return (result, ttfts[0]) if with_ttft else result
 
   def _prompt_bucket(self, rows, max_new: int) -> int:
     longest = max(len(r) for r in rows)
     if min(len(r) for r in rows) == 0:
       raise UserError("a prompt encoded to zero tokens; give a non-empty prompt")
     buckets = length_buckets(self.config.decode.length_buckets, self.cache_len, max_new)
-    if not buckets or longest > buckets[-1]:
+    room = buckets[-1] if buckets else 0
+    if longest > room:
       raise PromptTooLongError(
           f"the prompt is {longest} tokens but the KV cache (model.max_seq_len="
-          f"{self.cache_len}) leaves room for {max(buckets[-1] if buckets else 0, 0)} besides "
-          f"the {max_new} tokens to generate; shorten the prompt or raise model.max_seq_len")
+          f"{self.cache_len}) leaves room for {room} besides the {max_new} tokens to "
+          f"generate; shorten the prompt or raise model.max_seq_len")
     return pick_bucket(buckets, longest)
 
   def _chunk(self, rows, idx, batch, n_br, p_len, constraint, key_data, kn_host, scales,
              max_new, guidance, with_ttft):
+    """One batch bucket of samples `idx` -> (numpy Samples [len(idx)], TTFT seconds or None)."""
     b_pad = pick_bucket(self.batch_buckets, len(idx))
     extra = b_pad - len(idx)
-    prompt = np.full((n_br * b_pad, p_len), self.vocab.pad, np.int32)
-    for br in range(n_br):
-      for j, i in enumerate(idx):
-        toks = np.asarray(rows[br * batch + i], np.int32)
-        prompt[br * b_pad + j, p_len - len(toks):] = toks
-    mask = np.zeros_like(prompt, bool)
-    for br in range(n_br):
-      for j, i in enumerate(idx):
-        mask[br * b_pad + j, p_len - len(rows[br * batch + i]):] = True
+    # Branch-major again, each branch padded with `extra` empty (idle) rows.
+    padded = [r for br in range(n_br) for r in [rows[br * batch + i] for i in idx] + [()] * extra]
+    prompt, mask = left_pad(padded, p_len, self.vocab.pad)
     # Idle rows start DONE: they draw nothing and never keep the loop running.
     idle = cons.text_rows(extra)._replace(phase=np.full((extra,), cons.DONE, np.int32))
     con = cons.concat([cons.Constraint(*(np.asarray(f)[idx] for f in constraint)), idle])
@@ -155,12 +162,12 @@ class CompiledSampler:
       state = _prefill(self.params, prompt, mask, keys, con, kn, graphdef=self.graphdef,
                        max_new=max_new, guidance=guidance, cache_len=p_len + max_new,
                        cache_dtype=self.cache_dtype)
+      ttft = None
       if with_ttft:
         jax.block_until_ready(state.last)
         ttft = time.perf_counter() - t0
       out = _decode(self.params, state, kn, graphdef=self.graphdef, guidance=guidance).out
-    res = sampler.Samples(*(np.asarray(f)[:len(idx)] for f in out))
-    return (res, ttft) if with_ttft else res
+    return sampler.Samples(*(np.asarray(f)[:len(idx)] for f in out)), ttft
 
   def _place(self, tree):
     """Arrays with a leading batch/row axis: sharded over the data axes when they divide it."""

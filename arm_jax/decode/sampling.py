@@ -49,5 +49,8 @@ def sample_tokens(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
   # when no row asks for filtering.
   needs_filter = jnp.any(top_k > 0) | jnp.any(top_p < 1.0)
   scaled = jax.lax.cond(needs_filter, filter_top_k_top_p, lambda x, *_: x, scaled, top_k, top_p)
-  drawn = jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32)
+  # Drawing costs a threefry hash per vocabulary entry per row: skip it for all-greedy batches.
+  drawn = jax.lax.cond(jnp.any(temperature > 0),
+                       lambda: jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32),
+                       lambda: greedy)
   return jnp.where(temperature > 0, drawn, greedy)

@@ -6,18 +6,13 @@ import pytest
 
 from arm_jax.decode import constraints as cons
 from arm_jax.decode import sampler
+from arm_jax.decode.compiled import left_pad
 from arm_jax.decode.guidance import guide
 from arm_jax.errors import UserError
 
 
 def _left_pad(rows, pad):
-  p = max(len(r) for r in rows)
-  prompt = np.full((len(rows), p), pad, np.int32)
-  mask = np.zeros((len(rows), p), bool)
-  for i, r in enumerate(rows):
-    prompt[i, p - len(r):] = r
-    mask[i, p - len(r):] = True
-  return prompt, mask
+  return left_pad(rows, max(len(r) for r in rows), pad)
 
 
 # One jit for every test here: same shapes (3 samples, prompts padded to 7, 10 new tokens), and
