@@ -24,12 +24,20 @@ def synthetic_dataset(vocab_size: int, batch_size: int, seq_len: int, seed: int 
                       process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
   """Batches {inputs, targets: [batch, seq_len] int32, loss_mask: [batch, seq_len] f32}.
 
-  Each process gets batch_size / process_count rows of every global batch (disjoint rows).
+  Each process gets batch_size / process_count rows of every global batch: the contiguous
+  block [process_index * local, (process_index + 1) * local), which is where
+  `jax.make_array_from_process_local_data` puts them, so N processes assemble exactly the global
+  batch one process would load (same rows, same order).
   """
   local = batch_size // process_count
-  ds = grain.MapDataset.range(2**31 - 1)
-  ds = ds[process_index::process_count]
-  ds = ds.map(lambda i: _example(int(i), vocab_size=vocab_size, seq_len=seq_len, seed=seed))
+
+  def global_index(i: int) -> int:   # the i-th example this process reads, in the global stream
+    step, row = divmod(int(i), local)
+    return step * batch_size + process_index * local + row
+
+  ds = grain.MapDataset.range((2**31 - 1) // batch_size * local)
+  ds = ds.map(lambda i: _example(global_index(i), vocab_size=vocab_size, seq_len=seq_len,
+                                 seed=seed))
   return ds.batch(local, drop_remainder=True)
 
 

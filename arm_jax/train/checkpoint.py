@@ -20,6 +20,7 @@ import shutil
 
 import grain
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from arm_jax.errors import UserError
@@ -134,8 +135,11 @@ class Checkpoints:
     log.warning("checkpoint step %d is unreadable (%s: %s); moved to %s", step,
                 type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
                 dst)
-    if os.path.exists(src):
+    # Several processes share the directory: one moves, all wait for it before rereading.
+    if jax.process_index() == 0 and os.path.exists(src):
       shutil.move(src, dst)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"arm_jax_quarantine_{step}")
     self.manager.reload()
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import jax
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from arm_jax import sharding as shd
@@ -43,13 +44,23 @@ class Stage:
 
 
 class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop checks between steps (saves, then stops)."""
+  """SIGTERM -> save at a step every process agrees on, then stop (`stop_at(step)`).
+
+  One process: a Python handler sets a flag the loop reads between steps. Several processes:
+  jax.distributed's preemption service owns SIGTERM (initialize() installs its handler; a Python
+  one would replace it) and `reached_preemption_sync_point` turns a notice to any one host into
+  the same stop step on all of them, so the collective save never waits on a host that trains on.
+  """
 
   def __init__(self):
     self.raised = False
     self._old = None
+    self.multi_process = jax.process_count() > 1
 
   def __enter__(self):
+    if self.multi_process:
+      return self
+
     def handler(signum, frame):
       del signum, frame
       self.raised = True
@@ -58,6 +69,12 @@ class _SigtermFlag:
     except ValueError:  # not the main thread: no handler, the launcher must not send SIGTERM
       self._old = None
     return self
+
+  def stop_at(self, step: int) -> bool:
+    """Called once per step on every process (the multi-process protocol needs each step)."""
+    if self.multi_process:
+      self.raised = multihost_utils.reached_preemption_sync_point(step)
+    return self.raised
 
   def __exit__(self, *exc):
     if self._old is not None:
@@ -145,9 +162,10 @@ def _run(stage, state, spec, tx, ckpt, data_iter, start, rules, sigterm, workdir
         if on_log is not None:
           on_log(done, values)
         t_last, steps_since = time.perf_counter(), 0
-      if done % tcfg.ckpt_every == 0 or done == tcfg.steps or sigterm.raised:
+      stop = sigterm.stop_at(done)
+      if done % tcfg.ckpt_every == 0 or done == tcfg.steps or stop:
         ckpt.save(done, state, data_iter, meta, force=True)
-      if sigterm.raised and done < tcfg.steps:
+      if stop and done < tcfg.steps:
         ckpt.wait()
         raise Preempted(done, ckpt.directory)
   finally:
