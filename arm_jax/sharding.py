@@ -95,6 +95,16 @@ def constrain(x: jax.Array, names: LogicalNames) -> jax.Array:
   return jax.lax.with_sharding_constraint(x, _fit(logical_to_spec(names, rules), x.shape, mesh))
 
 
+def current_spec(names: LogicalNames, shape: Sequence[int]) -> PartitionSpec | None:
+  """The PartitionSpec `constrain` would use for an array of `shape` (shard_map specs);
+  None outside `use_mesh`."""
+  mesh = jax.sharding.get_abstract_mesh()
+  rules = _current_rules()
+  if mesh.empty or not rules:
+    return None
+  return _fit(logical_to_spec(names, rules), shape, mesh)
+
+
 def _fit(spec: PartitionSpec, shape: Sequence[int], mesh) -> PartitionSpec:
   """Drops mesh axes that do not divide a dimension (tiny toy dims on big meshes)."""
   sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))

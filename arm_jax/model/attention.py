@@ -37,23 +37,62 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, *, impl: str = "xla",
                                         implementation="xla")
   if impl == "cudnn":
     return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
-  return _splash(q, k, v)
+  return splash_attention(q, k, v)
 
 
-def _splash(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """Causal splash attention (TPU). The kernel works per head on [heads, len, head_dim]."""
-  if jax.devices()[0].platform != "tpu":
+def _target_platform() -> str:
+  """The platform being compiled for: the mesh's devices (AOT for a TPU topology on a CPU
+  host lowers for TPU), else the default backend."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if not mesh.empty and mesh.abstract_device is not None:
+    return mesh.abstract_device.platform
+  return jax.default_backend()
+
+
+def _block(length: int) -> int:
+  for size in (512, 256, 128):
+    if length % size == 0:
+      return size
+  raise UserError(f"model.attention='splash' needs a sequence length that is a multiple of 128 "
+                  f"(got {length}); change train.seq_len or use model.attention='xla'")
+
+
+def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
+                     interpret: bool = False) -> jax.Array:
+  """Causal grouped-query splash attention (TPU Pallas), partitioned with shard_map.
+
+  q: [batch, len, heads, head_dim]; k, v: [batch, len, kv_heads, head_dim] -> like q.
+  A Pallas kernel is opaque to GSPMD, so under a mesh it runs in shard_map over the batch axes
+  and the kv-head axis (as the logical rules shard them); each shard sees whole sequences.
+  Per kv head the MQA kernel serves its `heads // kv_heads` query heads, so K/V are never
+  repeated. `interpret=True` runs the kernel in the Pallas interpreter (CPU tests).
+  """
+  if _target_platform() != "tpu" and not interpret:
     raise UserError("model.attention='splash' needs TPU devices; use 'xla' on CPU or 'cudnn' "
                     "on GPU")
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+  from arm_jax.sharding import current_spec
   batch, length, heads, head_dim = q.shape
-  groups = heads // k.shape[2]
-  mask = sm.MultiHeadMask([sm.CausalMask((length, length)) for _ in range(heads)])
-  kernel = sk.make_splash_mha(mask, head_shards=1, q_seq_shards=1)
-  scale = head_dim ** -0.5
-  q_bhld = jnp.swapaxes(q * jnp.asarray(scale, q.dtype), 1, 2)
-  k_bhld = jnp.repeat(jnp.swapaxes(k, 1, 2), groups, axis=1)
-  v_bhld = jnp.repeat(jnp.swapaxes(v, 1, 2), groups, axis=1)
-  out = jax.vmap(kernel)(q_bhld, k_bhld, v_bhld)
-  return jnp.swapaxes(out, 1, 2)
+  kv_heads = k.shape[2]
+  groups = heads // kv_heads
+  blk = _block(length)
+  sizes = sk.BlockSizes(block_q=blk, block_kv=blk, block_kv_compute=blk, block_q_dkv=blk,
+                        block_kv_dkv=blk, block_kv_dkv_compute=blk, block_q_dq=blk,
+                        block_kv_dq=blk)
+  mask = sm.MultiHeadMask([sm.CausalMask((length, length)) for _ in range(groups)])
+  kernel = sk.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
+  # [b, l, kv*g, d] -> [b, kv, g, l, d]: query head i belongs to kv head i // g (as jnp.repeat).
+  q_bkgld = (q * jnp.asarray(head_dim ** -0.5, q.dtype)).reshape(
+      batch, length, kv_heads, groups, head_dim).transpose(0, 2, 3, 1, 4)
+  k_bkld = jnp.swapaxes(k, 1, 2)
+  v_bkld = jnp.swapaxes(v, 1, 2)
+  per_shard = jax.vmap(jax.vmap(kernel))   # over batch, then kv heads
+
+  spec_q = current_spec(("batch", "act_kv_heads", None, None, None), q_bkgld.shape)
+  if spec_q is not None:
+    spec_kv = jax.sharding.PartitionSpec(*spec_q[:2])
+    per_shard = jax.shard_map(per_shard, in_specs=(spec_q, spec_kv, spec_kv),
+                              out_specs=spec_q, check_vma=False)
+  out_bkgld = per_shard(q_bkgld, k_bkld, v_bkld)
+  return out_bkgld.transpose(0, 3, 1, 2, 4).reshape(batch, length, heads, head_dim)

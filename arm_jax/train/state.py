@@ -44,9 +44,13 @@ def _with_sharding(abstract, shardings):
                       abstract, shardings)
 
 
-def create_state(model_fn: ModelFn, tx: optax.GradientTransformation, mesh: Mesh, rules,
-                 seed: int, params=None) -> tuple[dict, StateSpec]:
-  """Fresh (or `params`-initialised) train state on the mesh, and its StateSpec."""
+def state_spec(model_fn: ModelFn, tx: optax.GradientTransformation, mesh: Mesh, rules,
+               seed: int) -> tuple[Callable, StateSpec]:
+  """(init(key, params=None) -> state, StateSpec) without allocating any array.
+
+  What `create_state` materialises, and what AOT compilation lowers against (the abstract
+  state carries the shardings, so `jit(...).lower(spec.abstract, ...)` needs no devices).
+  """
   graphdef, _, p_sh = param_shardings(model_fn, mesh, rules)
   rep = NamedSharding(mesh, PartitionSpec())
 
@@ -56,16 +60,24 @@ def create_state(model_fn: ModelFn, tx: optax.GradientTransformation, mesh: Mesh
     return {"params": p, "opt_state": tx.init(p), "step": jnp.zeros((), jnp.int32),
             "rng": jax.random.key_data(jax.random.key(seed))}
 
-  key = jax.random.key(seed)
-  abstract = jax.eval_shape(init, key)
+  abstract = jax.eval_shape(init, jax.random.key(seed))
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract["opt_state"], p_sh,
                                  transform_non_params=lambda _: rep)
   shardings = {"params": p_sh, "opt_state": opt_sh, "step": rep, "rng": rep}
+  return init, StateSpec(graphdef, _with_sharding(abstract, shardings), shardings, mesh)
+
+
+def create_state(model_fn: ModelFn, tx: optax.GradientTransformation, mesh: Mesh, rules,
+                 seed: int, params=None) -> tuple[dict, StateSpec]:
+  """Fresh (or `params`-initialised) train state on the mesh, and its StateSpec."""
+  init, spec = state_spec(model_fn, tx, mesh, rules, seed)
+  key = jax.random.key(seed)
   if params is None:
-    state = jax.jit(init, out_shardings=shardings)(key)
+    state = jax.jit(init, out_shardings=spec.shardings)(key)
   else:
     # Given weights (an import) are placed shard by shard, never embedded as constants.
+    p_sh = spec.shardings["params"]
     params = jax.device_put(params, p_sh)
-    state = jax.jit(init, in_shardings=(rep, p_sh), out_shardings=shardings)(key, params)
-  spec = StateSpec(graphdef, _with_sharding(abstract, shardings), shardings, mesh)
+    rep = NamedSharding(mesh, PartitionSpec())
+    state = jax.jit(init, in_shardings=(rep, p_sh), out_shardings=spec.shardings)(key, params)
   return state, spec
