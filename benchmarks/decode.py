@@ -123,7 +123,7 @@ def bench_hf(config, params, rows, reps):
   vocab = ModelConfig.from_config(config.model).vocab
   with tempfile.TemporaryDirectory() as d:
     export_params(jax.device_get(params), config, d)
-    model = transformers.AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
   model.eval()
 
   class ImageCodesOnly(transformers.LogitsProcessor):
@@ -153,7 +153,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="fewer repetitions")
   args = parser.parse_args()
-  reps = 3 if args.quick else 7
+  reps = 2 if args.quick else 5
   import torch
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} "
         f"with {torch.get_num_threads()} threads; {os.cpu_count()} CPUs")

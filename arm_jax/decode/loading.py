@@ -51,10 +51,21 @@ def load_decoder(config, step_dir: str):
   from flax import nnx
   from arm_jax.interop.checkpoint_params import restore_params, trained_config
   from arm_jax.train.pretrain import decoder_fn
-  config = trained_config(config, step_dir)
+  config = _keep_decode(trained_config(config, step_dir), config)
   params = restore_params(step_dir, config)
   graphdef = nnx.split(nnx.eval_shape(lambda: decoder_fn(config)(nnx.Rngs(0))))[0]
   return config, graphdef, params
+
+
+def _keep_decode(trained, given):
+  """The run's network sections, but the caller's `decode` section: sampling settings are
+  chosen at inference (e.g. --config.decode.cfg_scale=3), not inherited from training."""
+  from arm_jax.config import flat_keys, set_value
+  out = trained.copy_and_resolve_references()
+  for key in flat_keys(given.decode):
+    set_value(out, f"decode.{key}", given.decode[key])
+  out.lock()
+  return out
 
 
 def load_text_tokenizer(config, workdir: str):

@@ -125,6 +125,17 @@ def test_decoder_steps_are_found_among_other_stages(workdir, tiny):
     loading.find_decoder_step(os.path.join(workdir, "elsewhere"))
 
 
+def test_checkpoint_gives_the_network_and_the_caller_gives_the_sampling(workdir, tiny):
+  from arm_jax.config import load_config
+  given = load_config("shapes_tiny", TINY + ["--config.decode.cfg_scale=3.0",
+                                             "--config.model.max_seq_len=64"])
+  config, _, params = loading.load_decoder(given, loading.find_decoder_step(workdir))
+  assert config.decode.cfg_scale == 3.0                 # the caller's sampling setting
+  assert config.model.max_seq_len == tiny.config.model.max_seq_len == 96   # the run's network
+  np.testing.assert_array_equal(np.asarray(params["image_head"]["kernel"]),
+                                np.asarray(tiny.params["image_head"]["kernel"]))
+
+
 def _cli(tiny, *argv):
   return cli.main(list(argv) + TINY)
 
