@@ -54,6 +54,13 @@ COMMANDS = {
     "pretrain": ("arm_jax.train.pretrain:run", "AR pretraining over the multimodal mixture",
                  [_WORKDIR, _arg("--init", default="",
                                  help="start from these weights (an import-hf output dir)")]),
+    "aot": ("arm_jax.aot:run", "compile the steps for a TPU slice on this host: memory vs HBM, "
+            "FLOPs, predicted step time",
+            [_arg("--topology", required=True,
+                  help="v5p-64, v5p:2x4x4, v5litepod-16, v6e-16, ... (GPUs, e.g. h100-8: "
+                       "analytic memory estimate only)"),
+             _arg("--mfu", type=float, default=0.5,
+                  help="assumed MFU for the predicted step time (default 0.5)")]),
     "import-hf": ("arm_jax.interop.commands:import_hf",
                   "import Qwen2/Qwen2.5/Llama safetensors as initial weights (for pretrain --init)",
                   [_WORKDIR, _arg("--hf", required=True, metavar="DIR",
@@ -89,7 +96,7 @@ COMMANDS = {
 }
 
 # Commands that never join a multi-host job (pure host-side work).
-LOCAL_ONLY = ("build-data", "import-hf")
+LOCAL_ONLY = ("build-data", "aot", "import-hf")
 
 
 def build_parser() -> argparse.ArgumentParser:

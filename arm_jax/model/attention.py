@@ -50,11 +50,8 @@ def _target_platform() -> str:
 
 
 def _block(length: int) -> int:
-  for size in (512, 256, 128):
-    if length % size == 0:
-      return size
-  raise UserError(f"model.attention='splash' needs a sequence length that is a multiple of 128 "
-                  f"(got {length}); change train.seq_len or use model.attention='xla'")
+  """The kernel's block size for a (128-padded) length: the largest of 512/256/128 dividing it."""
+  return next(size for size in (512, 256, 128) if length % size == 0)
 
 
 def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
@@ -73,7 +70,13 @@ def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
   from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
   from arm_jax.sharding import current_spec
-  batch, length, heads, head_dim = q.shape
+  batch, true_length, heads, head_dim = q.shape
+  # The kernel tiles the sequence in blocks of 128: pad at the end. Causal, so no real query
+  # sees a padded key; padded queries are cut off below (RL rollouts have any length).
+  pad = -true_length % 128
+  if pad:
+    q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
+  length = true_length + pad
   kv_heads = k.shape[2]
   groups = heads // kv_heads
   blk = _block(length)
@@ -95,4 +98,5 @@ def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
     per_shard = jax.shard_map(per_shard, in_specs=(spec_q, spec_kv, spec_kv),
                               out_specs=spec_q, check_vma=False)
   out_bkgld = per_shard(q_bkgld, k_bkld, v_bkld)
-  return out_bkgld.transpose(0, 3, 1, 2, 4).reshape(batch, length, heads, head_dim)
+  out = out_bkgld.transpose(0, 3, 1, 2, 4).reshape(batch, length, heads, head_dim)
+  return out[:, :true_length]
