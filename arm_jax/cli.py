@@ -60,7 +60,9 @@ COMMANDS = {
                   help="v5p-64, v5p:2x4x4, v5litepod-16, v6e-16, ... (GPUs, e.g. h100-8: "
                        "analytic memory estimate only)"),
              _arg("--mfu", type=float, default=0.5,
-                  help="assumed MFU for the predicted step time (default 0.5)")]),
+                  help="assumed MFU for the predicted step time (default 0.5)"),
+             _arg("--steps", default="pretrain,rl,decode",
+                  help="which step functions to compile (default: pretrain,rl,decode)")]),
     "import-hf": ("arm_jax.interop.commands:import_hf",
                   "import Qwen2/Qwen2.5/Llama safetensors as initial weights (for pretrain --init)",
                   [_WORKDIR, _arg("--hf", required=True, metavar="DIR",

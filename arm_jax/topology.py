@@ -15,7 +15,8 @@ parses to one `Topology`:
     h100-16, 16xh100, h200-8                         GPUs (8 per host)
 
 Chip figures are Google's and NVIDIA's published per-chip peaks (dense bf16) and HBM capacity:
-cloud.google.com/tpu/docs/{v4,v5p,v5e,v6e}; NVIDIA H100/H200 SXM datasheets. HBM is the
+cloud.google.com/tpu/docs/{v4,v5p,v5e,v6e}; NVIDIA H100/H200 SXM datasheets (NVLink 900 GB/s) and
+the DGX H100 network (one 400 Gb/s NIC per GPU). HBM is the
 published capacity; the runtime reserves a little of it (a v5e reports ~15.75 GiB usable).
 """
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Chip:
   # it libtpu makes v4 one device per TensorCore (2x the devices, half the HBM each).
   chip_config_name: str = "default"
   measured_bf16_flops: float | None = None  # bf16 matmul peak we measured (8192^3), if any
+  # Published interconnect bandwidth per chip, Gbit/s, both directions summed: TPU ICI, GPU
+  # NVLink (within a slice / a host); `dcn_gbps` between GPU hosts (one 400G NIC per GPU).
+  ici_gbps: float = 0.0
+  dcn_gbps: float = 0.0
 
 
 _POW2 = tuple(2**i for i in range(15))
@@ -57,21 +62,23 @@ _POW2 = tuple(2**i for i in range(15))
 CHIPS: dict[str, Chip] = {
     "v4": Chip("v4", "tpu", "v4", 2, 3, tuple(c for c in _POW2 if 4 <= c <= 4096),
                hbm_gib=32, peak_bf16_flops=275e12, runtime_version="tpu-ubuntu2204-base",
-               chip_config_name="megacore"),
+               chip_config_name="megacore", ici_gbps=2400),
     # The largest single v5p slice is 16x16x24 (6144 chips); powers of two up to 4096 are cubes.
     "v5p": Chip("v5p", "tpu", "v5p", 2, 3, tuple(c for c in _POW2 if 4 <= c <= 4096),
                 hbm_gib=95, peak_bf16_flops=459e12, runtime_version="v2-alpha-tpuv5",
-                chip_config_name="megacore"),
+                chip_config_name="megacore", ici_gbps=4800),
     "v5e": Chip("v5e", "tpu", "v5litepod", 1, 2, (1, 4, 8, 16, 32, 64, 128, 256),
-                hbm_gib=16, peak_bf16_flops=197e12, runtime_version="v2-alpha-tpuv5-lite"),
+                hbm_gib=16, peak_bf16_flops=197e12, runtime_version="v2-alpha-tpuv5-lite",
+                ici_gbps=1600),
     "v6e": Chip("v6e", "tpu", "v6e", 1, 2, (1, 4, 8, 16, 32, 64, 128, 256),
-                hbm_gib=32, peak_bf16_flops=918e12, runtime_version="v2-alpha-tpuv6e"),
+                hbm_gib=32, peak_bf16_flops=918e12, runtime_version="v2-alpha-tpuv6e",
+                ici_gbps=3584),
     # Published dense bf16 peak 989 TFLOP/s (1979 is with 2:4 sparsity); measured: an 8192^3 bf16
     # matmul reaches ~790 TFLOP/s on both, the denominator our GPU MFU figures use.
     "h100": Chip("h100", "gpu", "", 1, 2, (), hbm_gib=80, peak_bf16_flops=989e12,
-                 measured_bf16_flops=790e12),
+                 measured_bf16_flops=790e12, ici_gbps=7200, dcn_gbps=400),
     "h200": Chip("h200", "gpu", "", 1, 2, (), hbm_gib=141, peak_bf16_flops=989e12,
-                 measured_bf16_flops=790e12),
+                 measured_bf16_flops=790e12, ici_gbps=7200, dcn_gbps=400),
 }
 
 _ALIASES = {"v5": "v5p", "v5litepod": "v5e", "v5lite": "v5e", "trillium": "v6e"}

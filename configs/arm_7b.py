@@ -4,6 +4,14 @@
     arm-jax pretrain --config configs/arm_7b.py --workdir gs://BUCKET/arm_7b
 
 Initialise from Qwen2.5-7B with `arm-jax import-hf` first (see README, "Start from Qwen2.5").
+
+Memory on v5p-64 (32 chips, 95 GiB each; `arm-jax aot`, compiled for v5p:2x4x4): the global
+batch of 256 x 4096 tokens runs as 4 micro-batches of 2 sequences per chip, 51 GiB per chip.
+Measured alternatives: grad_accum=2 needs 94 GiB (too tight), grad_accum=1 does not fit (134 GiB
+of temporaries); grad_accum=1 with model.remat=full fits in 65 GiB but recomputes every forward
+matmul. On other slices keep 1-2 sequences per chip per micro-batch:
+grad_accum = batch_size / (2 * chips), e.g. v5p-128: --config.train.grad_accum=2; and check with
+`arm-jax aot --topology ...` (v6e/v5e chips have 32/16 GiB: more chips or remat=full).
 """
 from arm_jax.config import base_config
 
@@ -31,6 +39,7 @@ def get_config():
                     ("web", 0.05))
   c.train.seq_len = 4096
   c.train.batch_size = 256
+  c.train.grad_accum = 4        # 2 sequences per chip per micro-batch on v5p-64 (see above)
   c.train.lr = 3e-5
   c.train.warmup_steps = 500
   c.train.steps = 100000
@@ -38,5 +47,6 @@ def get_config():
   # FSDP over every chip; the batch is split over the same axis.
   c.mesh.shape = (1, -1, 1)
   c.rl.group_size = 16
+  c.rl.grad_accum = 2           # 128 rollouts per update: 2 per chip per micro-batch on v5p-64
   c.rl.top_k = 1000
   return c

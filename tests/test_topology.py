@@ -117,9 +117,7 @@ def test_megacore_generations_say_so_for_get_topology_desc():
 
 @pytest.mark.parametrize("name", ["v5p-16", "v4-16", "v5e-16", "v6e-8"])
 def test_topology_names_are_what_libtpu_builds(name):
-  pytest.importorskip("libtpu", reason="needs the tpu extra (pip install -e .[tpu])")
-  from jax.experimental import topologies
+  pytest.importorskip("libtpu", reason="needs jax[tpu]: pip install -r requirements-tpu.txt")
+  from arm_jax.aot import topology_devices
   t = topology.parse(name)
-  desc = topologies.get_topology_desc(platform="tpu", topology_name=t.topology_name,
-                                      chip_config_name=t.chip.chip_config_name)
-  assert len(desc.devices) == t.chips
+  assert len(topology_devices(t)) == t.chips

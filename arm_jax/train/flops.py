@@ -38,3 +38,41 @@ def measure_peak_flops(n: int = 2048, reps: int = 5, dtype=jnp.bfloat16) -> floa
     r = f(a)
   r.block_until_ready()
   return 2 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicted step time on a slice (what `arm-jax aot` reports)
+# ---------------------------------------------------------------------------------------------
+
+def pretrain_step_flops(config) -> float:
+  """Model FLOPs of one pretraining optimizer step (all micro-batches, all devices)."""
+  t = config.train
+  return decoder_flops_per_token(ModelConfig.from_config(config.model), t.seq_len) * (
+      t.batch_size * t.seq_len)
+
+
+def fsdp_bytes_per_chip(config, n_params: int, fsdp: int, tensor: int) -> float:
+  """Bytes one chip receives per optimizer step for FSDP over `fsdp` chips.
+
+  Per micro-batch the weights are all-gathered in the compute dtype twice (forward, and again
+  for the rematerialised backward) and the f32 gradients reduce-scattered once; each moves
+  (fsdp - 1) / fsdp of the (tensor-sharded) parameters into every chip.
+  """
+  if fsdp <= 1:
+    return 0.0
+  compute = jnp.dtype(config.model.dtype).itemsize
+  per_micro = n_params / tensor * (2 * compute + 4) * (fsdp - 1) / fsdp
+  return config.train.grad_accum * per_micro
+
+
+def data_parallel_bytes_per_chip(n_params: int, data: int, fsdp: int, tensor: int) -> float:
+  """Bytes one chip receives per step all-reducing its f32 gradient shard over `data` replicas
+  (a ring all-reduce moves 2 (data - 1) / data of it)."""
+  if data <= 1:
+    return 0.0
+  return 2 * n_params * 4 / (fsdp * tensor) * (data - 1) / data
+
+
+def link_seconds(nbytes: float, gbps: float) -> float:
+  """Time to receive `nbytes` at half a published bidirectional bandwidth (one direction)."""
+  return nbytes / (gbps / 2 * 1e9 / 8) if gbps else float("inf")
