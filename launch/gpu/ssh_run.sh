@@ -63,7 +63,8 @@ trap cleanup INT TERM
 for i in "${!HOSTS[@]}"; do
   host="${HOSTS[i]}"
   remote="cd $(quote "$DIR") && export PATH=$(quote "$DIR/.venv/bin"):\$PATH \
-ARM_COORDINATOR=$COORD:$PORT ARM_NUM_PROCESSES=${#HOSTS[@]} ARM_PROCESS_ID=$i && \
+ARM_COORDINATOR=$COORD:$PORT ARM_NUM_PROCESSES=${#HOSTS[@]} ARM_PROCESS_ID=$i \
+XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92} && \
 exec $(quote "${CMD[@]}")"
   if [[ "$DRY_RUN" == 1 ]]; then
     run ssh -o BatchMode=yes "$host" "$remote"

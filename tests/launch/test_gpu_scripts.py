@@ -94,6 +94,7 @@ def test_ssh_run_starts_one_process_per_host(stubs, tmp_path):
     remote = call[4]
     assert remote.startswith("cd '/srv/arm jax' && ")
     assert f"ARM_COORDINATOR=10.0.0.1:9999 ARM_NUM_PROCESSES=2 ARM_PROCESS_ID={i}" in remote
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION=0.92" in remote   # not jax's default 75% of HBM
     assert remote.endswith("exec arm-jax pretrain --workdir '/shared/run 1'")
 
 
