@@ -58,7 +58,7 @@ class Samples(NamedTuple):
 
 class DecodeState(NamedTuple):
   """The while-loop carry. R = branches * B rows; L = cache length."""
-  cache: dict              # {k, v}: [layers, R, L, kv_heads, head_dim]
+  cache: dict              # {k, v}: [layers, R, kv_heads, L, head_dim]
   key_valid: jax.Array     # [R, L] bool: cache slots holding real tokens
   next_pos: jax.Array      # [R] int32: position id of the token fed next
   slot: jax.Array          # () int32: cache slot of the token fed next

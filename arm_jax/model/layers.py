@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from arm_jax.model.attention import attend
+from arm_jax.model.attention import attend, attend_cached
 from arm_jax.sharding import constrain
 
 
@@ -71,10 +71,15 @@ class Attention(nnx.Module):
     self.o_proj = _linear(cfg, cfg.n_heads * hd, d, ("heads", "embed"), bias=False, rngs=rngs)
 
   def __call__(self, x: jax.Array, positions: jax.Array, cache: dict | None = None,
-               cache_index: jax.Array | None = None, mask: jax.Array | None = None):
-    """x: [batch, len, embed]. With `cache` ({k, v}: [batch, cache_len, kv_heads, head_dim]),
-    this step's keys/values are written at slots [cache_index, cache_index + len) and the
-    queries attend under `mask` [batch, 1, len, cache_len]. Returns (y, new_cache)."""
+               cache_index: jax.Array | None = None, mask: jax.Array | None = None,
+               layer: jax.Array | None = None):
+    """x: [batch, len, embed] -> (y [batch, len, embed], cache).
+
+    With `cache` (the whole stack, {k, v}: [layers, batch, kv_heads, cache_len, head_dim]),
+    this step's keys/values are written into layer `layer` at slots
+    [cache_index, cache_index + len) in place, and the queries attend under `mask`
+    [batch, 1, len, cache_len].
+    """
     cfg = self.cfg
     b, l, _ = x.shape
     q = self.q_proj(x).reshape(b, l, cfg.n_heads, cfg.head_dim)
@@ -82,17 +87,24 @@ class Attention(nnx.Module):
     v = self.v_proj(x).reshape(b, l, cfg.n_kv_heads, cfg.head_dim)
     q = constrain(rope(q, positions, cfg.rope_theta), ("batch", "length", "act_heads", "head_dim"))
     k = constrain(rope(k, positions, cfg.rope_theta), ("batch", "length", "act_kv_heads", "head_dim"))
-    if cache is not None:
-      zero = jnp.zeros((), jnp.int32)
-      start = (zero, cache_index.astype(jnp.int32), zero, zero)
-      cache = {
-          "k": jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start),
-          "v": jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start),
-      }
-      k, v = cache["k"].astype(q.dtype), cache["v"].astype(q.dtype)
-    y = attend(q, k, v, impl=cfg.attention, mask=mask)
+    if cache is None:
+      y = attend(q, k, v, impl=cfg.attention, mask=mask)
+    else:
+      cache = {name: _write(cache[name], new, layer, cache_index)
+               for name, new in (("k", k), ("v", v))}
+      layer_k = jax.lax.dynamic_index_in_dim(cache["k"], layer, 0, keepdims=False)
+      layer_v = jax.lax.dynamic_index_in_dim(cache["v"], layer, 0, keepdims=False)
+      y = attend_cached(q, layer_k, layer_v, mask)
     y = constrain(y, ("batch", "length", "act_heads", "head_dim"))
     return self.o_proj(y.reshape(b, l, cfg.n_heads * cfg.head_dim)), cache
+
+
+def _write(stack: jax.Array, new: jax.Array, layer: jax.Array, index: jax.Array) -> jax.Array:
+  """new [batch, len, kv_heads, head_dim] -> stack[layer, :, :, index:index+len] (in place)."""
+  zero = jnp.zeros((), jnp.int32)
+  new = jnp.swapaxes(new, 1, 2).astype(stack.dtype)[None]
+  start = (jnp.asarray(layer, jnp.int32), zero, zero, jnp.asarray(index, jnp.int32), zero)
+  return jax.lax.dynamic_update_slice(stack, new, start)
 
 
 class MLP(nnx.Module):
@@ -117,8 +129,8 @@ class Block(nnx.Module):
     self.post_attn_norm = RMSNorm(cfg.d_model, cfg, rngs=rngs)
     self.mlp = MLP(cfg, rngs=rngs)
 
-  def __call__(self, x, positions, cache=None, cache_index=None, mask=None):
-    h, cache = self.attn(self.input_norm(x), positions, cache, cache_index, mask)
+  def __call__(self, x, positions, cache=None, cache_index=None, mask=None, layer=None):
+    h, cache = self.attn(self.input_norm(x), positions, cache, cache_index, mask, layer)
     x = constrain(x + h, ("batch", "length", "act_embed"))
     x = constrain(x + self.mlp(self.post_attn_norm(x)), ("batch", "length", "act_embed"))
     return x, cache

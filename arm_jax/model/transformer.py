@@ -88,7 +88,7 @@ class Decoder(nnx.Module):
     """Final normed hidden states [batch, len, embed] and the updated cache.
 
     Without a cache: causal self-attention over `tokens`, positions default to 0..len-1.
-    With a cache ({k, v}: [layers, batch, cache_len, kv_heads, head_dim]): see Attention; the
+    With a cache ({k, v}: [layers, batch, kv_heads, cache_len, head_dim]): see Attention; the
     caller gives `positions` [batch, len], `cache_index` (scalar slot of tokens[:, 0]) and
     `mask` [batch, 1, len, cache_len].
     """
@@ -98,15 +98,20 @@ class Decoder(nnx.Module):
     x = constrain(self.embed(tokens), ("batch", "length", "act_embed"))
     graphdef, layer_state = nnx.split(self.blocks)
 
-    def body(x, xs):
-      state, layer_cache = xs
-      x, layer_cache = nnx.merge(graphdef, state)(x, positions, layer_cache, cache_index, mask)
-      return x, layer_cache
-
-    policy = REMAT_POLICIES[self.cfg.remat]
-    if self.cfg.remat != "none":
-      body = jax.checkpoint(body, policy=policy, prevent_cse=False)
-    x, cache = jax.lax.scan(body, x, (layer_state, cache))
+    if cache is None:
+      def body(x, state):
+        return nnx.merge(graphdef, state)(x, positions)[0], None
+      if self.cfg.remat != "none":
+        body = jax.checkpoint(body, policy=REMAT_POLICIES[self.cfg.remat], prevent_cse=False)
+      x, _ = jax.lax.scan(body, x, layer_state)
+    else:
+      # The whole cache rides in the carry and each layer updates its slice in place; passing
+      # it through the scan's inputs/outputs would copy every layer's cache every step.
+      def body(carry, state):
+        x, cache, layer = carry
+        x, cache = nnx.merge(graphdef, state)(x, positions, cache, cache_index, mask, layer)
+        return (x, cache, layer + 1), None
+      (x, cache, _), _ = jax.lax.scan(body, (x, cache, jnp.zeros((), jnp.int32)), layer_state)
     return self.final_norm(x), cache
 
   def logits(self, h: jax.Array) -> jax.Array:
@@ -130,8 +135,9 @@ class Decoder(nnx.Module):
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=jnp.bfloat16) -> dict:
-  """Zeroed KV cache {k, v}: [layers, batch, length, kv_heads, head_dim]."""
-  shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim)
+  """Zeroed KV cache {k, v}: [layers, batch, kv_heads, length, head_dim] (kv-head major, so
+  a decode step's attention is two plain batched matmuls)."""
+  shape = (cfg.n_layers, batch, cfg.n_kv_heads, length, cfg.head_dim)
   return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
