@@ -45,6 +45,25 @@ COMMANDS = {
                               " edits.jsonl) instead of rendering the shapes world"),
                     _arg("--name", default="",
                          help="dataset name for --from (default: folder_<DIR name>)")]),
+    "train-teacher": ("arm_jax.tokenizer.stages:run_train_teacher",
+                      "train the mini-SigLIP teacher (or import teacher.hf_checkpoint)", [_WORKDIR]),
+    "train-tokenizer": ("arm_jax.tokenizer.stages:run_train_tokenizer",
+                        "train the visual tokenizer (FSQ/VQ, four losses), then print its metrics",
+                        [_WORKDIR, _arg("--skip-metrics", action="store_true",
+                                        help="do not evaluate on held-out images afterwards")]),
+    "tokenizer-ablation": ("arm_jax.tokenizer.stages:run_ablation",
+                           "train one tokenizer per loss subset (tokenizer.ablation); write the "
+                           "zero-shot / PSNR / code-usage table", [_WORKDIR]),
+    "tokenize-dataset": ("arm_jax.tokenizer.stages:run_tokenize_dataset",
+                         "encode every split's images into visual codes (<workdir>/codes)",
+                         [_WORKDIR]),
+    "decode": ("arm_jax.tokenizer.stages:run_decode", "visual codes -> PNG images",
+               [_WORKDIR, _arg("--codes", default="", metavar="FILE",
+                               help=".npy or .json of [N, h, w] codes (default: the tokenized "
+                                    "--split)"),
+                _arg("--split", default="validation", help="tokenized split to decode"),
+                _arg("--count", type=int, default=8, help="examples of --split (default 8)"),
+                _arg("--out", default="", help="output dir (default: <workdir>/decoded)")]),
     "rl": ("arm_jax.rl.stages:run", "GRPO RL on T2I and editing: rl.stages from the pretrained "
            "checkpoint (resumable)", [_WORKDIR]),
     "rl-study": ("arm_jax.rl.study:run", "cross-task synergy study: SFT / T2I-RL / Edit-RL / "

@@ -141,17 +141,24 @@ def _data() -> mc.ConfigDict:
 
 def _teacher() -> mc.ConfigDict:
   return mc.ConfigDict(dict(
+      # mini-SigLIP: ViT image tower (MAP-pooled) + text tower of the same width; the image
+      # embedding is d_model wide, as in SigLIP.
       patch_size=8,
       d_model=128,
       n_layers=3,
       n_heads=4,
       d_ff=512,
       text_layers=2,
-      text_len=24,
-      embed_dim=128,
+      text_len=32,              # captions are padded/truncated to this many tokens (SigLIP style)
+      vocab_size=0,             # text tower rows; 0 = the multimodal text ids + specials
+      # Pair each training scene with a twin differing only in shapes (a hard negative), so the
+      # contrastive losses must see shape, not only colour and place.
+      shape_twins=True,
+      dtype="float32",          # matmul dtype (params, LayerNorm stay float32); bf16 on TPU/GPU
       steps=600,
       batch_size=64,
       lr=1e-3,
+      warmup_steps=50,
       hf_checkpoint="",         # a SigLIP / SigLIP2 safetensors dir to import instead of training
   ))
 
@@ -163,13 +170,16 @@ def _tokenizer() -> mc.ConfigDict:
       vq_codebook_size=1024,
       vq_dim=8,
       vq_commitment=0.25,
-      vq_restart_dead=True,
+      vq_restart_dead=True,     # pull codes unused in a batch onto their nearest input (revive)
       patch_size=8,             # image_size / patch_size = grid side
-      d_model=128,
-      n_layers=3,
+      d_model=128,              # encoder, pixel decoder, semantic branch and captioner width
+      n_layers=3,               # encoder blocks (same shape as the teacher's to start from it)
       n_heads=4,
       d_ff=512,
-      decoder_layers=3,
+      decoder_layers=3,         # pixel decoder blocks
+      semantic_layers=1,        # blocks between the codes and the feature/align heads
+      caption_layers=2,         # the captioner's causal blocks
+      dtype="float32",
       init_from_teacher=True,
       # The four objectives' weights (the paper: caption 1, pixel 5, sigmoid 5, feature 1).
       w_pixel=5.0,
@@ -179,6 +189,13 @@ def _tokenizer() -> mc.ConfigDict:
       steps=1500,
       batch_size=64,
       lr=1e-3,
+      warmup_steps=50,
+      # tokenizer-ablation: named loss subsets (each: the weights that stay on) and steps per run
+      ablation=(("pixel", ("w_pixel",)),
+                ("pixel+feature", ("w_pixel", "w_feature")),
+                ("pixel+feature+sigmoid", ("w_pixel", "w_feature", "w_sigmoid")),
+                ("all four", ("w_pixel", "w_feature", "w_sigmoid", "w_caption"))),
+      ablation_steps=0,         # 0 = tokenizer.steps
   ))
 
 

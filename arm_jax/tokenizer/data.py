@@ -1,8 +1,10 @@
 """Image-caption batches for the teacher and the tokenizer, and the zero-shot probe set.
 
-One linear grain chain: index -> scene -> {image, text ids} -> batch. Scenes are rendered on the
-fly from a seeded generator (a pure function of (seed, index)), so the stream is endless,
-deterministic, and its position checkpoints with the train state.
+One linear grain chain: records -> shuffle per epoch -> {image, text ids} -> batch. Records are
+the built dataset's train split (config.data.dataset: the shapes world or any image+text tfds
+dataset), or, when the shapes world is not built in the workdir, scenes rendered on the fly from
+a seeded generator. Either way the stream is endless, deterministic, and its position
+checkpoints with the train state.
 
 Text ids follow the multimodal vocabulary (model/vocab.py): the text tokenizer's ids, then
 `<eos>`, then `<pad>` to `teacher.text_len` (SigLIP pads to a fixed length and pools the last
@@ -75,23 +77,85 @@ def _scene(config, rng: np.random.Generator) -> world.Scene:
   return world.sample_scene(rng, d.grid, d.max_objects, exclude=HELD_OUT)
 
 
-def _example(index: int, *, config, tok, vocab: VocabLayout, seed: int) -> dict:
-  rng = np.random.default_rng([seed, index])
-  scene = _scene(config, rng)
-  length = config.teacher.text_len
-  text, _ = encode_texts(tok, [captions.caption(scene, rng)], length, vocab)
-  caption, mask = encode_texts(tok, [captions.full_caption(scene)], length, vocab)
+def _scene_record(scene: world.Scene, height: int, width: int) -> dict:
+  return {"image": world.render(scene, height, width),
+          "captions": list(captions.all_captions(scene).values()), "objects": scene.to_json()}
+
+
+def _rendered_record(index: int, *, config, seed: int) -> dict:
+  """A shapes-world record made on the fly: {image, captions (the complete one first), objects}."""
+  scene = _scene(config, np.random.default_rng([seed, index]))
   size = config.data.image_size
-  return {"image": world.render(scene, size, size), "text": text[0], "caption": caption[0],
-          "caption_mask": mask[0]}
+  return _scene_record(scene, size, size)
 
 
-def image_text_dataset(config, tok, *, batch_size: int, seed: int, process_index: int = 0,
-                       process_count: int = 1) -> grain.MapDataset:
-  """Endless batches (fields in the module docstring); each process gets its own rows."""
+def shape_twin(scene: world.Scene, rng: np.random.Generator) -> world.Scene:
+  """The same scene with every object's shape changed (never into a held-out pair)."""
+  objects = []
+  for o in scene.objects:
+    options = [s for s in world.SHAPES if s != o.shape and (o.color, s) not in HELD_OUT]
+    objects.append(world.Obj(options[int(rng.integers(len(options)))], o.color, o.size, o.row,
+                             o.col))
+  return world.Scene(tuple(objects), scene.grid)
+
+
+def with_shape_twins(base: grain.MapDataset, *, grid: int, seed: int) -> grain.MapDataset:
+  """Element 2k is base[k], element 2k+1 its shape twin: a hard negative that differs only in
+  shapes, so a contrastive loss cannot match captions by colour and place alone. Records
+  without object annotations (other datasets) are followed by an unrelated record instead."""
+  def get(j: int) -> dict:
+    record = base[j // 2]
+    if j % 2 == 0:
+      return record
+    if not record.get("objects"):
+      return base[j // 2 + 2**40]
+    scene = world.Scene.from_json(record["objects"], grid)
+    h, w = np.asarray(record["image"]).shape[:2]
+    return _scene_record(shape_twin(scene, np.random.default_rng([seed, j])), h, w)
+  return grain.MapDataset.range(2**62).map(get)
+
+
+def train_records(config, workdir: str):
+  """The train split's records (data room's uniform records: image, captions, ...), or None
+  when the shapes world is not built in this workdir (then scenes are rendered on the fly)."""
+  from arm_jax.data.build import data_dir_of
+  from arm_jax.data.sources import DataError, dataset_records
+  try:
+    return dataset_records(config, data_dir_of(config, workdir), "train")
+  except DataError as e:
+    if config.data.dataset == "shapes_world" and "not built" in str(e):
+      return None
+    raise
+
+
+def _example(record: dict, rng: np.random.Generator, *, tok, vocab: VocabLayout,
+             length: int) -> dict:
+  texts = record["captions"]
+  text, _ = encode_texts(tok, [texts[int(rng.integers(len(texts)))]], length, vocab)
+  caption, mask = encode_texts(tok, [texts[0]], length, vocab)
+  return {"image": np.asarray(record["image"], np.uint8), "text": text[0],
+          "caption": caption[0], "caption_mask": mask[0]}
+
+
+def image_text_dataset(config, tok, *, batch_size: int, seed: int, records=None,
+                       process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+  """Endless batches (fields in the module docstring); each process gets its own rows.
+
+  `records`: a random-access source of {image, captions, objects} (reshuffled every epoch), or
+  None to render shapes-world scenes on the fly. With teacher.shape_twins, every other example
+  is the previous one's shape twin (see with_shape_twins).
+  """
+  if records is None:
+    ds = grain.MapDataset.range(2**62).map(
+        lambda i: _rendered_record(int(i), config=config, seed=seed))
+  else:
+    ds = grain.MapDataset.source(records).shuffle(seed=seed).repeat()
+  if config.teacher.shape_twins:
+    ds = with_shape_twins(ds, grid=config.data.grid, seed=seed)
   vocab = VocabLayout.from_config(config.model)
-  ds = grain.MapDataset.range(2**31 - 1)[process_index::process_count]
-  ds = ds.map(lambda i: _example(int(i), config=config, tok=tok, vocab=vocab, seed=seed))
+  ds = ds[process_index::process_count].random_map(
+      lambda r, rng: _example(r, rng, tok=tok, vocab=vocab, length=config.teacher.text_len),
+      seed=seed)
   return ds.batch(batch_size // process_count, drop_remainder=True)
 
 

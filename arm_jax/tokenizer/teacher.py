@@ -38,8 +38,9 @@ class TeacherConfig:
     t = config.teacher
     vision = ViTConfig(t.d_model, t.n_layers, t.n_heads, t.d_ff, t.dtype)
     text = ViTConfig(t.d_model, t.text_layers, t.n_heads, t.d_ff, t.dtype)
-    # Text rows: the text tokenizer's ids and the multimodal specials (<eos>, <pad>, ...).
-    vocab = VocabLayout.from_config(config.model).text_head_size
+    # Text rows: the text tokenizer's ids and the multimodal specials (<eos>, <pad>, ...),
+    # unless an imported SigLIP brings its own vocabulary.
+    vocab = t.vocab_size or VocabLayout.from_config(config.model).text_head_size
     return TeacherConfig(config.data.image_size, t.patch_size, vision, text, vocab, t.text_len)
 
   @property

@@ -39,12 +39,17 @@ def tokenizer_fn(config):
   return lambda rngs: Tokenizer(cfg, rngs=rngs)
 
 
-def make_loss(teacher: Siglip, loss_weights: dict):
-  """loss_fn(model, batch, rng) for the shared step; `teacher` is frozen and closed over."""
+def check_weights(loss_weights: dict) -> dict:
   w = {k: float(loss_weights[k]) for k in WEIGHTS}
   if not any(w.values()):
     raise UserError("all tokenizer loss weights are 0; turn on at least one of "
                     + ", ".join(f"tokenizer.{k}" for k in WEIGHTS))
+  return w
+
+
+def make_loss(teacher: Siglip, loss_weights: dict):
+  """loss_fn(model, batch, rng) for the shared step; `teacher` is frozen and closed over."""
+  w = check_weights(loss_weights)
   graphdef, teacher_state = nnx.split(teacher)
 
   def loss_fn(model: Tokenizer, batch: dict, rng: jax.Array):
@@ -119,6 +124,7 @@ def _replicate(module: nnx.Module, mesh) -> nnx.Module:
 def train_tokenizer(config, workdir: str, *, data_iter=None, name: str = STAGE,
                     loss_weights: dict | None = None) -> dict:
   """Trains (or resumes) the tokenizer; returns the last logged training metrics."""
+  check_weights(loss_weights or config.tokenizer)
   mesh, rules = shd.make_mesh(config.mesh), shd.rules_of(config.mesh)
   teacher = _replicate(load_teacher(config, workdir), mesh)
   stage = tokenizer_stage(config, teacher, name=name, loss_weights=loss_weights)
@@ -126,7 +132,7 @@ def train_tokenizer(config, workdir: str, *, data_iter=None, name: str = STAGE,
     tok = data_lib.text_tokenizer(config, workdir)
     data_iter = iter(data_lib.image_text_dataset(
         config, tok, batch_size=stage.tcfg.batch_size, seed=config.train.seed + 1,
-        process_index=jax.process_index(), process_count=jax.process_count()))
+        records=data_lib.train_records(config, workdir), process_index=jax.process_index(), process_count=jax.process_count()))
   init = None if weights.latest_step(workdir, name) else initial_params(config, teacher)
   last = {}
   train(stage, workdir=workdir, mesh=mesh, rules=rules, data_iter=data_iter, init_params=init,
