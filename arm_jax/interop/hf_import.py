@@ -73,7 +73,7 @@ def table(index: TensorIndex | None, name: str, n_old: int, n_total: int, stats:
     rows, parts = range(rows_s.start, rows_s.stop), []
     old = range(rows.start, min(rows.stop, n_old))
     if len(old):
-      parts.append(index.read(name, (slice(old.start, old.stop), cols_s)).astype(np.float32))
+      parts.append(index.read(name, (slice(old.start, old.stop), cols_s)))
     new = range(max(rows.start, n_old), rows.stop)
     if len(new):
       parts.append(new_rows(stats, new, cols_s, seed, tag, noise))
@@ -89,7 +89,7 @@ def stacked(index: TensorIndex, t: L.LayerTensor, n_layers: int, per_layer: tupl
     hf_idx = idx[1:][::-1] if t.transpose else idx[1:]
     out = []
     for i in range(idx[0].start, idx[0].stop):
-      x = index.read(t.name(i), hf_idx).astype(np.float32)
+      x = index.read(t.name(i), hf_idx)
       out.append(x.T if t.transpose else x)
     return np.stack(out)
 
@@ -97,7 +97,7 @@ def stacked(index: TensorIndex, t: L.LayerTensor, n_layers: int, per_layer: tupl
 
 
 def plain(index: TensorIndex, name: str, shape: tuple) -> LazyArray:
-  return LazyArray(tuple(shape), lambda idx: index.read(name, idx).astype(np.float32))
+  return LazyArray(tuple(shape), lambda idx: index.read(name, idx))
 
 
 # ---------------------------------------------------------------------------------------------
