@@ -57,26 +57,18 @@ class GRPOConfig:
                       updates_per_batch=rl_cfg.updates_per_batch, advantage=rl_cfg.advantage)
 
 
-def image_token_logp(model, tokens: jax.Array, vocab: VocabLayout, valid: jax.Array | None = None,
+def image_token_logp(model, tokens: jax.Array, vocab: VocabLayout,
                      temperature: jax.Array | None = None) -> jax.Array:
   """Teacher-forced log-probs of each next token under the image head.
 
-  tokens [B, T] int32; valid [B, T] bool (None = all real; left padding is masked out of
-  attention and skipped by position ids, exactly as the sampler prefills it); temperature [B]
-  (None = 1): the sampling temperature the log-probs are taken at (as TRL's GRPO does, so the
-  ratio compares the distributions the samples were drawn from).
+  tokens [B, T] int32, each row a real sequence followed by padding (causal attention never
+  looks ahead, so right padding changes nothing and no attention mask is needed: the fused
+  causal kernels apply); temperature [B] (None = 1): the sampling temperature the log-probs are
+  taken at (as TRL's GRPO does, so the ratio compares the distributions samples came from).
   Returns [B, T-1] float32; position t scores tokens[:, t+1]. Entries whose target is not an
   image code are garbage (index clipped) and must be masked by the caller.
   """
-  inputs = tokens[:, :-1]
-  positions = mask = None
-  if valid is not None:
-    valid = valid[:, :-1].astype(bool)
-    t = inputs.shape[1]
-    positions = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0).astype(jnp.int32)
-    q, k = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
-    mask = ((k <= q)[None] & (valid[:, None, :] | (k == q)[None]))[:, None]
-  h, _ = model.hidden(inputs, positions, mask=mask)
+  h, _ = model.hidden(tokens[:, :-1])
   logits = model.image_logits(h).astype(jnp.float32)
   if temperature is not None:
     logits = logits / temperature[:, None, None]
@@ -121,11 +113,13 @@ def grpo_token_loss(logp, old_logp, ref_logp, adv_b, mask, *, clip_eps: float, b
 def grpo_loss(model, batch: dict, rng: jax.Array, *, cfg: GRPOConfig, vocab: VocabLayout):
   """A `LossFn` for the shared train step.
 
-  batch: tokens [B, T] int32; valid [B, T] bool; loss_mask, old_logp, ref_logp [B, T-1]
-  float32; advantages, temperature [B] float32 (valid and temperature optional).
+  batch: tokens [B, T] int32 (right-padded); loss_mask, old_logp, ref_logp [B, T-1] float32;
+  advantages, temperature [B] float32 (temperature optional). Without
+  old_logp the update is on-policy (mu = 1): old = stop_gradient(logp), ratio exactly 1, which
+  saves the separate forward pass that would compute the same numbers.
   """
   del rng
-  logp = image_token_logp(model, batch["tokens"], vocab, batch.get("valid"),
-                          batch.get("temperature"))
-  return grpo_token_loss(logp, batch["old_logp"], batch["ref_logp"], batch["advantages"],
+  logp = image_token_logp(model, batch["tokens"], vocab, batch.get("temperature"))
+  old = batch["old_logp"] if "old_logp" in batch else jax.lax.stop_gradient(logp)
+  return grpo_token_loss(logp, old, batch["ref_logp"], batch["advantages"],
                          batch["loss_mask"], clip_eps=cfg.clip_eps, beta=cfg.beta)

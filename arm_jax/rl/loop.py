@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections as mc
 import numpy as np
+from jax.experimental import multihost_utils
 
 from arm_jax import sharding as shd
-from arm_jax.errors import Preempted
+from arm_jax.errors import Preempted, UserError
 from arm_jax.model.transformer import ModelConfig
 from arm_jax.rl import advantages as adv_lib
 from arm_jax.rl import grpo, rewards
@@ -73,7 +74,7 @@ def rl_hparams(config) -> mc.ConfigDict:
 
 
 _NO_DECAY = 2**30   # with end_lr_factor 1 the cosine is flat; the horizon only has to be long
-_BATCH_NDIM = {"tokens": 2, "valid": 2, "loss_mask": 2, "old_logp": 2, "ref_logp": 2,
+_BATCH_NDIM = {"tokens": 2, "loss_mask": 2, "old_logp": 2, "ref_logp": 2,
                "temperature": 1, "advantages": 1}
 
 
@@ -92,7 +93,8 @@ def _step_fn(ctx: RLContext, spec):
     tcfg = rl_hparams(ctx.config)
     cfg = grpo.GRPOConfig.from_config(ctx.config.rl)
     vocab = ctx.vocab
-    example = {k: np.zeros((1,) * n) for k, n in _BATCH_NDIM.items()}
+    example = {k: np.zeros((1,) * n) for k, n in _BATCH_NDIM.items()
+               if k != "old_logp" or ctx.config.rl.updates_per_batch > 1}
     loss_fn = lambda model, batch, rng: grpo.grpo_loss(model, batch, rng, cfg=cfg, vocab=vocab)
     ctx._cache["step"] = make_train_step(spec, _optimizer(ctx), loss_fn, ctx.rules,
                                          grad_accum=tcfg.grad_accum,
@@ -102,16 +104,20 @@ def _step_fn(ctx: RLContext, spec):
 
 
 def _logp_fn(ctx: RLContext, spec):
-  """(params, ref_params, batch) -> (old_logp, ref_logp) [B, T-1], batch-sharded."""
+  """(params, ref_params, batch) -> {ref_logp[, old_logp]} [B, T-1], batch-sharded.
+
+  old_logp only when mu > 1 (with one update the loss takes the policy's own, detached).
+  """
   if "logp" not in ctx._cache:
     vocab = ctx.vocab
     out = shd.batch_sharding(ctx.mesh, ctx.rules, 2)
+    with_old = ctx.config.rl.updates_per_batch > 1
 
-    def both(params, ref, batch):
-      f = lambda p: grpo.image_token_logp(spec.model(p), batch["tokens"], vocab, batch["valid"],
+    def logps(params, ref, batch):
+      f = lambda p: grpo.image_token_logp(spec.model(p), batch["tokens"], vocab,
                                           batch["temperature"])
-      return f(params), f(ref)
-    jitted = jax.jit(both, out_shardings=(out, out))
+      return {"ref_logp": f(ref), **({"old_logp": f(params)} if with_old else {})}
+    jitted = jax.jit(logps, out_shardings=out)
 
     def call(params, ref, batch):
       with shd.use_mesh(ctx.mesh, ctx.rules):
@@ -134,24 +140,44 @@ def iteration_key(seed: int, plan: StagePlan, it: int) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), plan.index), it)
 
 
+def local_rows(n: int) -> slice:
+  """This process's share of n prompts (whole GRPO groups stay on one process)."""
+  count, index = jax.process_count(), jax.process_index()
+  if n % count:
+    raise UserError(f"rl.prompts_per_step per task ({n}) must divide by the {count} processes")
+  return slice(index * n // count, (index + 1) * n // count)
+
+
 def collect(ctx: RLContext, spec, params, plan: StagePlan, it: int) -> tuple[dict, dict]:
-  """Rollouts, rewards and advantages of iteration `it` -> (host batch, metrics incl. timings)."""
+  """Rollouts, rewards and advantages of iteration `it` -> (host batch, metrics incl. timings).
+
+  Every process draws the iteration's prompts and keys, then samples, scores and normalises
+  its own rows; metrics are this process's.
+  """
   r = ctx.config.rl
   t0 = time.perf_counter()
-  prompts = [p for task, n in split_prompts(plan.kind, r.prompts_per_step)
-             for p in ctx.prompts.batch(task, n, (ctx.seed, plan.index, it))]
-  roll = _sampler(ctx, spec)(params, prompts, r.group_size, iteration_key(ctx.seed, plan, it),
-                             ctx.grid_hw)
+  prompts, keys = [], []
+  g = r.group_size
+  for k, (task, n) in enumerate(split_prompts(plan.kind, r.prompts_per_step)):
+    part = local_rows(n)
+    prompts += ctx.prompts.batch(task, n, (ctx.seed, plan.index, it))[part]
+    task_keys = jax.random.split(jax.random.fold_in(iteration_key(ctx.seed, plan, it), k), n * g)
+    keys.append(task_keys[part.start * g:part.stop * g])
+  sampler = _sampler(ctx, spec)
+  length = sampler.bucket(max(len(p.ids) for p in prompts))
+  length = int(multihost_utils.process_allgather(np.int32(length)).max()) \
+      if jax.process_count() > 1 else length
   t1 = time.perf_counter()
-  prompt_len = roll["tokens"].shape[1] - ctx.grid_hw[0] * ctx.grid_hw[1] - 1
-  images = images_of(ctx.vocab, ctx.codec, roll["tokens"], prompt_len, ctx.grid_hw)
+  roll = sampler(params, prompts, g, jnp.concatenate(keys), ctx.grid_hw, length)
   t2 = time.perf_counter()
-  metas = [p.meta for p in prompts for _ in range(r.group_size)]
-  total, parts = rewards.score(images, metas, r.rewards)
+  images = images_of(ctx.vocab, ctx.codec, roll.pop("generated"), ctx.grid_hw)
   t3 = time.perf_counter()
-  roll["advantages"] = np.asarray(adv_lib.compute_advantages(r.advantage, total, r.group_size))
-  metrics = {"reward": float(total.mean()),
-             "time_sample_s": t1 - t0, "time_decode_s": t2 - t1, "time_score_s": t3 - t2,
+  metas = [p.meta for p in prompts for _ in range(g)]
+  total, parts = rewards.score(images, metas, r.rewards)
+  t4 = time.perf_counter()
+  roll["advantages"] = np.asarray(adv_lib.compute_advantages(r.advantage, total, g))
+  metrics = {"reward": float(total.mean()), "time_prompts_s": t1 - t0,
+             "time_sample_s": t2 - t1, "time_decode_s": t3 - t2, "time_score_s": t4 - t3,
              "rollout_tokens": float(roll["loss_mask"].sum())}
   for task in plan.tasks:
     rows = np.array([m.task == task for m in metas])
@@ -166,7 +192,7 @@ def update(ctx: RLContext, spec, step_fn, state, ref, host_batch: dict):
   """The mu GRPO updates on one rollout batch -> (state, metrics averaged over the updates)."""
   t0 = time.perf_counter()
   batch = shd.global_batch(host_batch, ctx.mesh, ctx.rules)
-  batch["old_logp"], batch["ref_logp"] = _logp_fn(ctx, spec)(state["params"], ref, batch)
+  batch.update(_logp_fn(ctx, spec)(state["params"], ref, batch))
   history = []
   for _ in range(ctx.config.rl.updates_per_batch):
     state, m = step_fn(state, batch)

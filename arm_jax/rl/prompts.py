@@ -1,4 +1,4 @@
-"""RL prompt sets: T2I captions and edit instructions drawn from the shapes world, held out from eval.
+"""RL prompt sets: T2I captions and edit instructions from the shapes world, held out from eval.
 
 Prompt j of a batch is a pure function of (rl.prompt_seed, task, the caller's stream key, j)
 -- the RL loop passes (seed, stage, iteration) -- so a resumed run draws exactly the prompts it

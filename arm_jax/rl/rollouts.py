@@ -1,17 +1,20 @@
 """Rollouts: G images per prompt from the compiled sampler, decoded to pixels for the rewards.
 
 One call turns P prompts into a rollout batch of B = P * G rows, prompt-major (rows
-[i*G, (i+1)*G) share prompt i). Prompts are left-padded to a length bucket
-(`decode.length_buckets`), so a stage compiles its sampler once; the sampler runs inside one
-jit over the sharded policy params with the batch sharded like pretraining batches. Sampling
-uses each row's task temperature (`rl.t2i_temperature`, `rl.edit_temperature`) and `rl.top_k`,
-without guidance: the policy the loss scores is the conditional model itself.
+[i*G, (i+1)*G) share prompt i). For sampling, prompts are left-padded to a length bucket
+(`decode.length_buckets`, so a stage compiles its sampler once) and the sampler masks the
+padding; it runs inside one jit over the sharded policy params with the batch sharded like
+pretraining batches. Sampling uses each row's task temperature (`rl.t2i_temperature`,
+`rl.edit_temperature`) and `rl.top_k`, without guidance: the policy the loss scores is the
+conditional model itself.
 
-The batch layout the loss reads (T = prompt bucket + H*W + 1):
-  tokens [B, T] int32     left-padded prompt, then the H*W codes and <eoi>
-  valid  [B, T] bool      real tokens (padding is masked out of attention, as in the sampler)
+The batch the loss reads is right-padded instead (T = prompt bucket + H*W + 1): each row is its
+prompt, the H*W codes and <eoi>, then <pad>s, so the teacher-forced forward needs no attention
+mask and sees exactly the positions the sampler used.
+  tokens [B, T] int32
   loss_mask [B, T-1] f32  1 where the target is a generated image code
   temperature [B] f32
+  generated [B, H*W+1]    host only: the sampled tokens (for pixels), dropped before the update
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ class Sampler:
     self.cache_dtype = jnp.dtype(config.decode.cache_dtype)
     self.temperature = {"t2i": config.rl.t2i_temperature, "edit": config.rl.edit_temperature}
     self.top_k = config.rl.top_k
-    self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw",))
+    self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw",),
+                           out_shardings=shd.batch_sharding(mesh, rules, 2))
 
   def _sample_fn(self, params, batch, *, grid_hw):
     h, w = grid_hw
@@ -82,21 +86,24 @@ class Sampler:
                       f"decode.length_buckets {tuple(self.buckets)}; add a bigger bucket")
     return self.buckets[i]
 
-  def __call__(self, params, prompts: Sequence[Prompt], group_size: int, key: jax.Array,
-               grid_hw: tuple[int, int]) -> dict[str, np.ndarray]:
-    """P prompts -> host arrays of the rollout batch (tokens, valid, loss_mask, temperature)."""
+  def __call__(self, params, prompts: Sequence[Prompt], group_size: int, keys: jax.Array,
+               grid_hw: tuple[int, int], length: int) -> dict[str, np.ndarray]:
+    """This process's P prompts -> its rows of the rollout batch (host arrays).
+
+    keys: [P * G] typed PRNG keys, one per row; length: the prompt bucket (self.bucket of the
+    longest prompt of the whole batch, so every process builds the same global shape).
+    """
     rows = [p.ids for p in prompts for _ in range(group_size)]
-    length = self.bucket(max(len(r) for r in rows))
     prompt, mask = left_pad(rows, length, self.vocab.pad)
     tasks = [p.meta.task for p in prompts for _ in range(group_size)]
     temperature = np.array([self.temperature[t] for t in tasks], np.float32)
     host = {"prompt": prompt, "prompt_mask": mask, "temperature": temperature,
             "top_k": np.full(len(rows), self.top_k, np.int32),
-            "keys": np.asarray(jax.random.key_data(jax.random.split(key, len(rows))))}
+            "keys": np.asarray(jax.random.key_data(keys))}
     with shd.use_mesh(self.mesh, self.rules):
       new = self._sample(params, shd.global_batch(host, self.mesh, self.rules), grid_hw=grid_hw)
     new = to_host(new, self.mesh, self.rules)
-    return assemble(self.vocab, prompt, mask, new, temperature)
+    return assemble(self.vocab, rows, new, temperature, length)
 
 
 def to_host(x: jax.Array, mesh, rules) -> np.ndarray:
@@ -107,21 +114,24 @@ def to_host(x: jax.Array, mesh, rules) -> np.ndarray:
   return np.asarray(multihost_utils.global_array_to_host_local_array(x, mesh, spec))
 
 
-def assemble(vocab: VocabLayout, prompt: np.ndarray, prompt_mask: np.ndarray, new: np.ndarray,
-             temperature: np.ndarray) -> dict[str, np.ndarray]:
-  """Prompt [B, P] + generated [B, N] -> the loss's batch (see the module docstring)."""
-  tokens = np.concatenate([prompt, new], axis=1)
-  valid = np.concatenate([prompt_mask, np.ones(new.shape, bool)], axis=1)
-  p = prompt.shape[1]
-  loss_mask = np.zeros((tokens.shape[0], tokens.shape[1] - 1), np.float32)
-  # target t+1 is a generated token when t+1 >= p; count it only if it is an image code
-  loss_mask[:, p - 1:] = vocab.is_image(tokens[:, p:])
-  return {"tokens": tokens, "valid": valid, "loss_mask": loss_mask, "temperature": temperature}
+def assemble(vocab: VocabLayout, rows: Sequence[np.ndarray], new: np.ndarray,
+             temperature: np.ndarray, length: int) -> dict[str, np.ndarray]:
+  """Prompts (ragged) + generated [B, N] -> the loss's right-padded batch (module docstring)."""
+  b, n = new.shape
+  tokens = np.full((b, length + n), vocab.pad, np.int32)
+  loss_mask = np.zeros((b, length + n - 1), np.float32)
+  for i, r in enumerate(rows):
+    p = len(r)
+    tokens[i, :p], tokens[i, p:p + n] = r, new[i]
+    # the target at t+1 = p+j is generated token j; it counts when it is an image code
+    loss_mask[i, p - 1:p - 1 + n] = vocab.is_image(new[i])
+  return {"tokens": tokens, "loss_mask": loss_mask, "temperature": temperature,
+          "generated": new}
 
 
-def images_of(vocab: VocabLayout, codec: Codec, tokens: np.ndarray, prompt_len: int,
+def images_of(vocab: VocabLayout, codec: Codec, generated: np.ndarray,
               grid_hw: tuple[int, int]) -> np.ndarray:
-  """The generated codes of a rollout batch -> [B, H, W, 3] uint8 pixels."""
+  """Sampled tokens [B, H*W+1] (codes then <eoi>) -> [B, H, W, 3] uint8 pixels."""
   h, w = grid_hw
-  codes = vocab.ids_to_codes(tokens[:, prompt_len:prompt_len + h * w]).reshape(-1, h, w)
+  codes = vocab.ids_to_codes(generated[:, :h * w]).reshape(-1, h, w)
   return np.asarray(codec.decode(codes), np.uint8)

@@ -76,11 +76,17 @@ def _save(path: str, data: dict) -> None:
 
 
 def run_seed(ctx, plans: list[StagePlan], init_params, evaluate: Evaluate, seed_dir: str,
-             log=print) -> dict:
-  """Every Table-8 run for one seed -> {label: {column: score, "rl_s": seconds}}."""
+             log=print, sft: dict | None = None) -> dict:
+  """Every Table-8 run for one seed -> {label: {column: score, "rl_s": seconds}}.
+
+  sft: SFT's scores if already known (the eval suite's sampling seed is fixed, so SFT scores
+  the same for every RL seed and is evaluated once).
+  """
   os.makedirs(seed_dir, exist_ok=True)
   path = os.path.join(seed_dir, "scores.json")
   scores = _load(path)
+  if sft is not None and "SFT" not in scores:
+    scores["SFT"] = dict(sft)
 
   def record(label: str, params, rl_seconds: float) -> None:
     if label in scores:
@@ -166,7 +172,9 @@ def write_table(table: dict, out_dir: str, meta: dict) -> str:
   text = "\n".join([
       "# RL study: Table 8 on the shapes world", "",
       f"Seeds {meta['seeds']}; schedule {meta['stages']}; mean +/- std over seeds (ddof 1), "
-      f"(paired delta vs SFT). G_O on GEdit's 0-10 scale, GenEval and WISE in 0-1.", "",
+      f"(paired delta vs SFT). G_O on GEdit's 0-10 scale, GenEval and WISE in 0-1. SFT is one "
+      f"checkpoint scored with the eval suite's fixed sampling seed (std 0); RL rows vary with "
+      f"the RL seed (rollout sampling and prompt order).", "",
       *rows, "", "## Cross-task synergy (delta vs SFT, mean +/- std over seeds)", "",
       *synergy_lines(table), "",
       f"Wall time: {meta['seconds']:.0f} s.", ""])
@@ -231,7 +239,9 @@ def rl_study(config, workdir: str, out_dir: str, *, evaluate: Evaluate | None = 
   for s in seeds:
     log(f"rl-study seed {s}")
     ctx.seed = s
-    per_seed[s] = run_seed(ctx, plans, init, evaluate, os.path.join(out_dir, f"seed_{s}"), log)
+    sft = next((v["SFT"] for v in per_seed.values()), None)
+    per_seed[s] = run_seed(ctx, plans, init, evaluate, os.path.join(out_dir, f"seed_{s}"), log,
+                           sft=sft)
   runs = study_runs(plans)
   table = aggregate(per_seed, list(runs))
   meta = {"seeds": seeds, "stages": [[p.kind, p.steps] for p in plans],

@@ -65,7 +65,9 @@ def tiny():
       return grpo.grpo_loss(nnx.merge(graphdef, p), b, None, cfg=cfg, vocab=v)
     return jax.jit(jax.value_and_grad(f, has_aux=True))
 
-  run = lambda beta, **change: loss_and_grads(beta)(params, dict(batch, **change))
+  def run(beta, drop=(), **change):
+    b = {k: x for k, x in dict(batch, **change).items() if k not in drop}
+    return loss_and_grads(beta)(params, b)
   run.model = nnx.merge(graphdef, params)
   run.tokens, run.vocab = tokens, v
   return run
@@ -79,8 +81,14 @@ def test_zero_advantage_gives_zero_policy_gradient(tiny):
   # KL on in the batch (reference differs) but beta = 0: only the policy term is left.
   (_, _), grads = tiny(0.0, ref_logp=jnp.full((4, 10), -3.0))
   assert _max_abs(grads) == 0.0
-  (_, _), grads = tiny(0.0, advantages=jnp.array([1.0, -1.0, 0.5, -0.5]))
+  adv = jnp.array([1.0, -1.0, 0.5, -0.5])
+  (loss, _), grads = tiny(0.0, advantages=adv)
   assert _max_abs(grads) > 0.0
+  # on-policy (mu = 1, no old_logp in the batch): the same loss and gradients
+  (loss1, _), grads1 = tiny(0.0, drop=("old_logp",), advantages=adv)
+  np.testing.assert_allclose(float(loss1), float(loss), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(grads1)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-8)
 
 
 def test_kl_zero_when_policy_is_reference(tiny):
@@ -99,14 +107,13 @@ def test_config_rejects_bad_values():
     grpo.GRPOConfig(clip_eps=1.5)
 
 
-def test_left_padding_is_invisible_to_log_probs(tiny):
-  # A row left-padded with junk and masked as invalid scores its tokens exactly as unpadded.
+def test_right_padding_and_temperature(tiny):
+  # A row followed by junk padding scores its own tokens exactly as without it (causality).
   v, tokens = tiny.vocab, tiny.tokens
-  padded = jnp.concatenate([jnp.full((4, 3), 7, jnp.int32), tokens], axis=1)
-  valid = jnp.concatenate([jnp.zeros((4, 3), bool), jnp.ones(tokens.shape, bool)], axis=1)
+  padded = jnp.concatenate([tokens, jnp.full((4, 3), 7, jnp.int32)], axis=1)
   temperature = jnp.full((4,), 0.7)
-  plain = grpo.image_token_logp(tiny.model, tokens, v, temperature=temperature)
-  left = grpo.image_token_logp(tiny.model, padded, v, valid, temperature)
-  np.testing.assert_allclose(np.asarray(left[:, 3:]), np.asarray(plain), atol=1e-5)
+  plain = grpo.image_token_logp(tiny.model, tokens, v, temperature)
+  right = grpo.image_token_logp(tiny.model, padded, v, temperature)
+  np.testing.assert_allclose(np.asarray(right[:, :plain.shape[1]]), np.asarray(plain), atol=1e-5)
   hot = grpo.image_token_logp(tiny.model, tokens, v)
-  assert not np.allclose(np.asarray(hot[:, 6:9]), np.asarray(plain[:, 6:9]))  # temperature used
+  assert not np.allclose(np.asarray(hot[:, 5:9]), np.asarray(plain[:, 5:9]))  # temperature used

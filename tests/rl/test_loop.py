@@ -61,6 +61,14 @@ def test_resume_is_exact_and_logs_rewards(ctx, tmp_path):
     assert key in rows[-1]
   assert rows[0]["ratio"] == pytest.approx(1.0, abs=0.05)   # first update starts on-policy
   assert sorted(os.listdir(tmp_path / "b" / "checkpoints" / "rl_1_t2i")) == ["1", "2"]
+  # inference (generate / eval / export) loads the RL policy like any decoder checkpoint
+  from arm_jax.decode.loading import find_decoder_step
+  from arm_jax.interop.checkpoint_params import restore_params
+  step_dir = find_decoder_step(str(tmp_path / "b"))
+  assert step_dir.endswith(os.path.join("rl_1_t2i", "2"))
+  loaded = restore_params(step_dir, ctx.config, ctx.mesh, ctx.rules)
+  for a, b in zip(jax.tree.leaves(straight["params"]), jax.tree.leaves(loaded)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_study_runs_every_table_row_and_resumes(ctx, tmp_path):
