@@ -8,9 +8,13 @@ WORKDIR ?= runs/demo
 
 .PHONY: demo test install clean bench
 
-$(STAMP): requirements.txt requirements-torch.txt setup.py
+# jax[tpu] brings libtpu so `arm-jax aot` can compile for TPU slices on this host (and its test
+# runs); on a host without TPUs JAX_PLATFORMS=cpu keeps libtpu from probing for chips.
+export JAX_PLATFORMS ?= cpu
+
+$(STAMP): requirements.txt requirements-torch.txt requirements-tpu.txt setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt -r requirements-torch.txt
+	$(BIN)/pip install -q -r requirements.txt -r requirements-torch.txt -r requirements-tpu.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
