@@ -150,7 +150,9 @@ _WORKER = textwrap.dedent("""
     index, count = distributed.process_info()
     local = np.array([100 * index + 7, jax.local_device_count()], np.int32)
     gathered = multihost_utils.process_allgather(local)
-    print("RESULT", cluster.kind, index, count, jax.device_count(), gathered.tolist(), flush=True)
+    # A file, not stdout: Gloo's C++ logging writes to stdout unsynchronised with Python's.
+    with open(f"result_{index}.txt", "w") as f:
+      f.write(f"RESULT {cluster.kind} {index} {count} {jax.device_count()} {gathered.tolist()}")
 """)
 
 
@@ -182,8 +184,8 @@ def test_two_cpu_processes_gather_across_processes(tmp_path):
         p.kill()
   for pid, (p, (out, err)) in enumerate(zip(procs, outputs)):
     assert p.returncode == 0, err[-2000:]
-    lines = [l for l in out.splitlines() if l.startswith("RESULT")]
-    assert lines == [f"RESULT explicit {pid} 2 4 [[7, 2], [107, 2]]"], (out + err)[-2000:]
+    result = (tmp_path / f"result_{pid}.txt").read_text()
+    assert result == f"RESULT explicit {pid} 2 4 [[7, 2], [107, 2]]", (out + err)[-2000:]
 
 
 def test_initialize_passes_the_cluster_to_jax(no_pci, monkeypatch):

@@ -83,3 +83,24 @@ def test_naflex_and_pickles_refused(tmp_path, hf_dir):
   (pickles / "pytorch_model.bin").write_bytes(b"\x80")
   with pytest.raises(PickleCheckpointError):
     import_siglip(str(pickles), _teacher_cfg())
+
+
+def test_train_teacher_imports_hf_checkpoint(hf_dir, tmp_path):
+  from arm_jax.config import load_config
+  from arm_jax.tokenizer.train_teacher import load_teacher, train_teacher
+  path, hf_model = hf_dir
+  cfg = load_config("shapes_tiny", [
+      f"--config.teacher.hf_checkpoint={path}", f"--config.data.image_size={IMAGE}",
+      f"--config.teacher.patch_size={PATCH}", f"--config.teacher.d_model={D}",
+      f"--config.teacher.n_layers={LAYERS}", f"--config.teacher.text_layers={LAYERS - 1}",
+      f"--config.teacher.n_heads={HEADS}", f"--config.teacher.d_ff={FF}",
+      f"--config.teacher.vocab_size={VOCAB}", f"--config.teacher.text_len={TEXT_LEN}"])
+  assert train_teacher(cfg, str(tmp_path)) == {"imported": path}
+  teacher = load_teacher(cfg, str(tmp_path))
+  ids = np.arange(2 * TEXT_LEN).reshape(2, TEXT_LEN) % VOCAB
+  images = np.full((1, IMAGE, IMAGE, 3), 200, np.uint8)
+  with torch.no_grad():
+    want = hf_model(input_ids=torch.tensor(ids),
+                    pixel_values=torch.full((1, 3, IMAGE, IMAGE), 200 / 127.5 - 1)).logits_per_text
+  got = teacher.logits(jnp.asarray(images), jnp.asarray(ids, jnp.int32))
+  np.testing.assert_allclose(np.asarray(got), want.numpy(), atol=2e-4, rtol=1e-4)
