@@ -4,6 +4,7 @@
     arm-jax pretrain  --config configs/arm_7b.py --workdir runs/arm_7b --init runs/qwen_init \\
         --config.data.text_tokenizer=runs/qwen_init/tokenizer.json
     arm-jax export-hf --config configs/arm_7b.py --workdir runs/arm_7b --out runs/arm_7b/hf
+    python examples/generate_torch.py runs/arm_7b/hf "a red circle" out.png   # PyTorch only
 """
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def text_tokenizer_path(config, workdir: str) -> str:
   return ""
 
 
+def _export_pixel_decoder(config, workdir: str, out: str) -> list[str]:
+  """The trained visual tokenizer's pixel decoder as PyTorch, when the run has one."""
+  from arm_jax.interop.decoder_export import export_pixel_decoder, load_tokenizer_params
+  params = load_tokenizer_params(config, workdir)
+  if params is None:
+    log.warning("no tokenizer checkpoint under %s; exporting the language model only", workdir)
+    return []
+  return export_pixel_decoder(params, config, out)
+
+
 def export_hf(config, args) -> int:
   from arm_jax.interop.checkpoint_params import find_step_dir, restore_params, trained_config
   from arm_jax.interop.hf_export import export_params
@@ -50,6 +61,7 @@ def export_hf(config, args) -> int:
   params = restore_params(step_dir, cfg)
   out = args.out or os.path.join(args.workdir, "hf")
   files = export_params(params, cfg, out, text_tokenizer_path(cfg, args.workdir))
+  files += _export_pixel_decoder(cfg, args.workdir, out)
   print(f"exported {step_dir} -> {out} ({len(files)} files); load it with "
         f"transformers.AutoModelForCausalLM.from_pretrained('{out}')")
   return 0

@@ -38,6 +38,11 @@ class VisualTokenizer:
         nnx.merge(graphdef, s).decode_codes(nnx.merge(graphdef, s).codes_to_vectors(c))))
     self._state = state
 
+  @property
+  def params(self):
+    """The weights (an nnx.State) the compiled encode/decode run with."""
+    return self._state
+
   # --- traceable -------------------------------------------------------------------------------
   def encode_jax(self, images: jax.Array) -> jax.Array:
     """[N, H, W, 3] uint8 -> [N, h, w] int32 (inside jit; no input checks)."""

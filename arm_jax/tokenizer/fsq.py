@@ -72,7 +72,9 @@ class FSQ(nnx.Module):
     digits = (indices[..., None] // jnp.asarray(self.basis, jnp.int32)) % levels.astype(jnp.int32)
     return (digits.astype(jnp.float32) - half_width) / half_width
 
-  def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
-    """z [..., dim] -> (z_q, indices, aux losses {} — FSQ needs none)."""
+  def __call__(self, z: jax.Array, rng: jax.Array | None = None) -> tuple[jax.Array, jax.Array,
+                                                                           dict]:
+    """z [..., dim] -> (z_q, indices, aux losses {} — FSQ needs none; `rng` is unused)."""
+    del rng
     z_q = self.quantize(z)
     return z_q, self.codes_to_indices(z_q), {}

@@ -173,8 +173,7 @@ class Tokenizer(nnx.Module):
   def quantize(self, images: jax.Array, rng: jax.Array | None = None):
     """[b, H, W, 3] uint8 -> (z_q [b, n, q] float32, codes [b, n] int32, aux losses)."""
     z = self.pre_quant(self.encoder(images).astype(self.encoder.dtype))
-    return self.quantizer(z.astype(jnp.float32), rng) if isinstance(self.quantizer, VQ) \
-        else self.quantizer(z)
+    return self.quantizer(z.astype(jnp.float32), rng)
 
   def decode_codes(self, z_q: jax.Array) -> jax.Array:
     """Code vectors [b, n, q] -> images [b, H, W, 3] float32 in about [-1, 1]."""

@@ -49,7 +49,7 @@ def tokenize_dataset(config, workdir: str) -> dict:
   from arm_jax.data.build import data_dir_of
   from arm_jax.data.codes import write_dataset_codes
   vt = load_visual_tokenizer(config, workdir)
-  encoder_id = f"tokenizer-{params_digest(vt._state)}"
+  encoder_id = f"tokenizer-{params_digest(vt.params)}"
   return write_dataset_codes(config, data_dir_of(config, workdir), os.path.join(workdir, "codes"),
                              vt.encode, encoder_id=encoder_id)
 

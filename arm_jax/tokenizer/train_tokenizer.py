@@ -23,6 +23,7 @@ from arm_jax import sharding as shd
 from arm_jax.errors import UserError
 from arm_jax.tokenizer import data as data_lib
 from arm_jax.tokenizer import losses, weights
+from arm_jax.tokenizer.metrics import psnr
 from arm_jax.tokenizer.model import Tokenizer, TokenizerConfig
 from arm_jax.tokenizer.teacher import Siglip
 from arm_jax.tokenizer.train_teacher import load_teacher, teacher_fn
@@ -84,8 +85,7 @@ def make_loss(teacher: Siglip, loss_weights: dict):
 
 
 def _psnr(recon: jax.Array, images: jax.Array) -> jax.Array:
-  """Mean PSNR (dB) of the rounded uint8 reconstruction, as metrics.psnr measures it."""
-  from arm_jax.tokenizer.metrics import psnr
+  """Mean PSNR (dB) of the rounded uint8 reconstruction, as the held-out metric measures it."""
   return jnp.mean(psnr(jax.lax.stop_gradient(recon), images))
 
 
