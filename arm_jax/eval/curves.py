@@ -14,9 +14,11 @@ import os
 import struct
 
 import numpy as np
-from tensorboardX.proto import event_pb2
-
 from arm_jax.errors import UserError
+from arm_jax.train.metrics import import_tensorboardx
+
+import_tensorboardx()
+from tensorboardX.proto import event_pb2  # noqa: E402
 
 
 def event_files(path: str) -> list[str]:

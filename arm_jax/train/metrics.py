@@ -13,6 +13,27 @@ import numpy as np
 from clu import metrics as clu_metrics
 
 
+def import_tensorboardx():
+  """The tensorboardX package, imported without torch.
+
+  tensorboardX imports torch whenever it is installed (only to accept torch tensors), which costs
+  seconds to tens of seconds on a cold start; we only ever log Python floats.
+  """
+  import sys
+  if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
+    sys.modules["torch"] = None   # `import torch` raises ImportError inside tensorboardX only
+    try:
+      import tensorboardX  # noqa: F401
+    finally:
+      del sys.modules["torch"]
+  import tensorboardX
+  return tensorboardX
+
+
+def _summary_writer(logdir: str):
+  return import_tensorboardx().SummaryWriter(logdir, flush_secs=10)
+
+
 class MetricsLog:
   """update() every step with scalar metrics; write(step) averages, logs and resets."""
 
@@ -22,8 +43,7 @@ class MetricsLog:
     self.jsonl = None
     self._acc: dict[str, clu_metrics.Average] = {}
     if jax.process_index() == 0:
-      from tensorboardX import SummaryWriter
-      self.writer = SummaryWriter(os.path.join(workdir, "tb", stage), flush_secs=10)
+      self.writer = _summary_writer(os.path.join(workdir, "tb", stage))
       os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
       self.jsonl = open(os.path.join(workdir, "metrics", f"{stage}.jsonl"), "a")
 
