@@ -112,5 +112,36 @@ def export(config, workdir: str) -> dict:
   params = restore_params(step_dir, cfg)
   out = os.path.join(workdir, "export", "hf")
   files = export_params(params, cfg, out, text_tokenizer_path(cfg, workdir))
-  return {"checkpoint": os.path.relpath(step_dir, workdir), "hf_dir": os.path.relpath(out, workdir),
-          "files": len(files), "max_abs_logit_diff_vs_transformers": _parity(params, cfg, out)}
+  result = {"checkpoint": os.path.relpath(step_dir, workdir),
+            "hf_dir": os.path.relpath(out, workdir), "files": len(files),
+            "max_abs_logit_diff_vs_transformers": _parity(params, cfg, out)}
+  result.update(_export_decoder(config, workdir, out))
+  return result
+
+
+def _export_decoder(config, workdir: str, out: str, seed: int = 0) -> dict:
+  """The tokenizer's pixel decoder as PyTorch, checked against the JAX decoder on random codes:
+  the fraction of uint8 pixels that agree exactly and the largest difference in levels."""
+  import importlib.util
+
+  import numpy as np
+  import torch
+
+  from arm_jax.interop.decoder_export import export_pixel_decoder, load_tokenizer_params
+  from arm_jax.tokenizer.api import load_visual_tokenizer
+  params = load_tokenizer_params(config, workdir)
+  if params is None:
+    return {}
+  files = export_pixel_decoder(params, config, out)
+  spec = importlib.util.spec_from_file_location("pixel_decoder", os.path.join(out, files[2]))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  torch_dec = module.PixelDecoder.from_pretrained(out)
+  vt = load_visual_tokenizer(config, workdir)
+  codes = np.random.default_rng(seed).integers(0, vt.codebook_size, (4, vt.grid, vt.grid))
+  want = vt.decode(codes).astype(int)
+  with torch.no_grad():
+    got = torch_dec(torch.tensor(codes)).numpy().astype(int)
+  return {"pixel_decoder_files": len(files),
+          "torch_decoder_pixels_equal": float((got == want).mean()),
+          "torch_decoder_max_level_diff": int(np.abs(got - want).max())}

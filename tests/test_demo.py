@@ -1,0 +1,61 @@
+"""arm-jax demo's stage runner: markers skip finished stages, a failed stage is re-run next time.
+
+The stages themselves are library calls tested in their own folders; here they are stubs that
+count their calls, so the runner's bookkeeping is checked without training anything.
+"""
+import json
+import sys
+import types
+
+import pytest
+
+from arm_jax import demo
+
+
+@pytest.fixture
+def stub_stages(monkeypatch):
+  calls = []
+  module = types.ModuleType("stub_stages")
+  broken = {"b": True}
+
+  def make(name):
+    def stage(config, workdir):
+      calls.append(name)
+      if name == "b" and broken["b"]:
+        raise RuntimeError("stage b failed")
+      return {"stage": name}
+    return stage
+
+  for name in "abc":
+    setattr(module, name, make(name))
+  monkeypatch.setitem(sys.modules, "stub_stages", module)
+  stages = tuple((name, f"stub_stages:{name}", f"stage {name}") for name in "abc")
+  return stages, calls, broken
+
+
+def test_rerun_skips_finished_stages_and_retries_the_failed_one(tmp_path, stub_stages):
+  stages, calls, broken = stub_stages
+  with pytest.raises(RuntimeError, match="stage b failed"):
+    demo.run_stages(None, str(tmp_path), stages=stages, log=lambda _: None)
+  assert calls == ["a", "b"]
+  assert (tmp_path / "stages" / "a.done.json").exists()
+  assert not (tmp_path / "stages" / "b.done.json").exists()
+
+  broken["b"] = False
+  lines = []
+  done = demo.run_stages(None, str(tmp_path), stages=stages, log=lines.append)
+  assert calls == ["a", "b", "b", "c"]
+  assert any("a: done earlier" in line for line in lines)
+  assert done["c"]["result"] == {"stage": "c"}
+  timings = json.loads((tmp_path / "stages" / "timings.json").read_text())
+  assert sorted(timings) == ["a", "b", "c"] and all(t >= 0 for t in timings.values())
+
+  demo.run_stages(None, str(tmp_path), stages=stages, log=lambda _: None)
+  assert calls == ["a", "b", "b", "c"]            # everything done: nothing runs
+  demo.run_stages(None, str(tmp_path), stages=stages, fresh=True, log=lambda _: None)
+  assert calls == ["a", "b", "b", "c", "a", "b", "c"]
+
+
+def test_every_demo_stage_resolves_to_a_library_function():
+  for name, target, _ in demo.STAGES:
+    assert callable(demo._resolve(target)), name
