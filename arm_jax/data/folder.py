@@ -4,12 +4,14 @@ DIR holds image files and
   captions.jsonl   {"image": "cat.png", "caption": "a cat on a mat"}          (required)
   qa.jsonl         {"image": "cat.png", "question": "...", "answer": "..."}   (optional)
   edits.jsonl      {"source": "a.png", "target": "b.png", "instruction": "..."} (optional)
-Every image is made RGB (grayscale, palette and RGBA are converted; alpha over black), centre-
-cropped to the nearest of data.aspect_ratios and resized to that ratio's size (long side
-data.image_size). Rows that cannot be used (bad json, missing or truncated image, empty text,
-image smaller than a quarter of data.image_size) are skipped, each with its reason logged, and
-counted. The result is a tfds dataset `<data_dir>/<name>/1.0.0` (split 'train') with the features
-of shapes_world.image_features(), plus formats.json saying which examples serve which format.
+Every image is made RGB (grayscale, palette and RGBA are converted; alpha over black; 16-bit
+grayscale keeps its top 8 bits), centre-cropped to the nearest of data.aspect_ratios and resized
+to that ratio's size (long side data.image_size). Rows that cannot be used (bad json, missing or
+truncated image, empty text, image smaller than a quarter of data.image_size or over PIL's
+decompression-bomb limit, 32-bit integer/float pixels) are skipped, each with its reason logged,
+and counted. The result is a tfds dataset `<data_dir>/<name>/1.0.0` (split 'train') with the
+features of shapes_world.image_features(), plus formats.json saying which examples serve which
+format.
 """
 from __future__ import annotations
 
@@ -54,6 +56,12 @@ def load_image(path: str, params: WorldParams, hw: tuple[int, int] | None = None
   try:
     with Image.open(path) as im:
       im.load()
+      if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        # convert('RGB') clips 16-bit values (the image turns mostly white): keep the top byte
+        im = Image.fromarray((np.asarray(im) >> 8).astype(np.uint8))
+      elif im.mode in ("I", "F"):   # 32-bit values in no known range
+        raise SkipRow("unsupported image mode", f"{os.path.basename(path)} is mode "
+                      f"'{im.mode}'; save it as 8-bit RGB")
       if im.mode in ("RGBA", "LA", "P", "PA"):
         im = im.convert("RGBA")
         black = Image.new("RGBA", im.size, (0, 0, 0, 255))
@@ -61,6 +69,8 @@ def load_image(path: str, params: WorldParams, hw: tuple[int, int] | None = None
       im = im.convert("RGB")
   except (OSError, SyntaxError, ValueError) as e:   # PIL's truncated/corrupt-file errors
     raise SkipRow("unreadable image", f"{os.path.basename(path)}: {e}") from e
+  except Image.DecompressionBombError as e:   # refused from the header, before decoding
+    raise SkipRow("image too large", f"{os.path.basename(path)}: {e}") from e
   w, h = im.size
   if min(h, w) < params.image_size // 4:
     raise SkipRow("image too small", f"{os.path.basename(path)} is {w}x{h}, under a quarter "

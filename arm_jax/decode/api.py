@@ -49,6 +49,30 @@ class PromptError(UserError):
   """A caption, instruction or question that cannot be used."""
 
 
+def check_text(text, what: str, limit: int) -> str:
+  """A caption/instruction/question as a usable str, or a one-line PromptError.
+
+  Also called by the commands before loading a checkpoint, so bad input fails in a second.
+  """
+  if isinstance(text, (bytes, bytearray)):
+    try:
+      text = text.decode("utf-8")
+    except UnicodeDecodeError:
+      raise PromptError(f"the {what} is not valid UTF-8; pass text encoded as UTF-8") from None
+  if not isinstance(text, str):
+    raise PromptError(f"the {what} is a {type(text).__name__}; pass a string")
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:   # e.g. undecodable command-line bytes (surrogate escapes)
+    raise PromptError(f"the {what} is not valid UTF-8; pass text encoded as UTF-8") from None
+  if len(text) > limit:
+    raise PromptError(f"the {what} is {len(text)} characters; the limit is {limit} "
+                      f"(decode.max_prompt_chars): shorten it")
+  if not text.strip():
+    raise PromptError(f"the {what} is empty; give some text")
+  return text
+
+
 def _one_or_many(x) -> tuple[list, bool]:
   """(items, was a single item): lists and tuples are batches, anything else one item."""
   if isinstance(x, (list, tuple)):
@@ -91,23 +115,7 @@ class ArmModel:
 
   # --- inputs ---------------------------------------------------------------------------------
   def _ids(self, text, what: str) -> list[int]:
-    if isinstance(text, (bytes, bytearray)):
-      try:
-        text = text.decode("utf-8")
-      except UnicodeDecodeError:
-        raise PromptError(f"the {what} is not valid UTF-8; pass text encoded as UTF-8") from None
-    if not isinstance(text, str):
-      raise PromptError(f"the {what} is a {type(text).__name__}; pass a string")
-    try:
-      text.encode("utf-8")
-    except UnicodeEncodeError:   # e.g. undecodable command-line bytes (surrogate escapes)
-      raise PromptError(f"the {what} is not valid UTF-8; pass text encoded as UTF-8") from None
-    limit = self.config.decode.max_prompt_chars
-    if len(text) > limit:
-      raise PromptError(f"the {what} is {len(text)} characters; the limit is {limit} "
-                        f"(decode.max_prompt_chars): shorten it")
-    if not text.strip():
-      raise PromptError(f"the {what} is empty; give some text")
+    text = check_text(text, what, self.config.decode.max_prompt_chars)
     ids = self.text.encode(text)
     if not ids:
       raise PromptError(f"the {what} {text!r} encodes to no tokens; give some words")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-from arm_jax.decode.api import ArmModel
+from arm_jax.decode.api import ArmModel, check_text
 from arm_jax.decode.images import load_image, save_png
 
 
@@ -24,8 +24,14 @@ def _slug(text: str, limit: int = 40) -> str:
   return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit] or "sample"
 
 
+def _text(config, text: str, what: str) -> str:
+  """Checked before the checkpoint loads, so bad input fails at once, not after the load."""
+  return check_text(text, what, config.decode.max_prompt_chars)
+
+
 def generate(config, args) -> int:
   """Writes n PNGs for --prompt and prints their paths."""
+  _text(config, args.prompt, "prompt")
   images = _model(config, args).generate(args.prompt, args.seed, n=args.n)
   out = args.out or os.path.join(args.workdir, "samples")
   for i, image in enumerate(images):
@@ -35,6 +41,7 @@ def generate(config, args) -> int:
 
 def edit(config, args) -> int:
   """Writes the edited --image to --out (default: <workdir>/edits/<name>_edited.png)."""
+  _text(config, args.instruction, "instruction")
   image = load_image(args.image)
   edited = _model(config, args).edit(image, args.instruction, args.seed)
   name = os.path.splitext(os.path.basename(args.image))[0]
@@ -45,6 +52,7 @@ def edit(config, args) -> int:
 
 def ask(config, args) -> int:
   """Prints the answer to --question about --image."""
+  _text(config, args.question, "question")
   image = load_image(args.image)
   print(_model(config, args).understand(image, args.question))
   return 0

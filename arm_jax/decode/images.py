@@ -16,8 +16,13 @@ class ImageError(UserError):
   """A user image that cannot be used."""
 
 
+# Modes with more than 8 bits per channel: PIL's convert('RGB') clips them (a 16-bit image turns
+# mostly white), so the advice for them is to rescale, not to convert.
+HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
 def load_image(path: str) -> np.ndarray:
-  """A PNG/JPEG/... file -> [H, W, 3] uint8. Only RGB images are accepted."""
+  """A PNG/JPEG/... file -> [H, W, 3] uint8. Only 8-bit RGB images are accepted."""
   from PIL import Image, UnidentifiedImageError
   if not os.path.isfile(path):
     raise ImageError(f"image {path} does not exist; give the path of an RGB PNG or JPEG file")
@@ -29,9 +34,16 @@ def load_image(path: str) -> np.ndarray:
   except UnidentifiedImageError:
     raise ImageError(f"{path} is not an image file PIL can read; give an RGB PNG or JPEG") \
         from None
+  except Image.DecompressionBombError as e:   # refused from the header, before decoding
+    raise ImageError(f"{path} is too large to load ({str(e).splitlines()[0]}); downscale it: "
+                     f"the model resizes every image to data.image_size anyway") from None
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"{path} could not be decoded ({str(e).splitlines()[0]}); the file is "
                      f"truncated or corrupt, re-export it") from None
+  if mode in HIGH_BIT_DEPTH:
+    raise ImageError(f"{path} is a mode '{mode}' image (more than 8 bits per pixel); give an "
+                     f"8-bit RGB image (scale the values to 0..255 first: convert('RGB') "
+                     f"would clip them)")
   if mode != "RGB":
     raise ImageError(f"{path} is a mode '{mode}' image; give an RGB image (convert it, e.g. "
                      f"PIL: Image.open(path).convert('RGB').save(new_path))")

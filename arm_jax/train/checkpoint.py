@@ -3,7 +3,9 @@
 Layout of a step directory: `state` (params, opt_state, step, rng: a plain dict), `data` (the
 grain iterator state, so a resumed run sees exactly the batches it would have seen), `meta`
 (JSON: stage name, config). Saves are async and atomic (orbax writes a temporary directory and
-renames it), so a crash mid-save leaves the previous step intact.
+renames it), so a crash mid-save leaves the previous step intact. A failed write (disk full, ...)
+is a one-line CheckpointError naming the step that failed, also when an async save reports it
+only at the next save or at close().
 
 Resume order: newest step first; a step that cannot be read is moved aside to
 `<dir>.corrupt/` with a warning and the next older one is tried; if none can be read the run
@@ -16,6 +18,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import shutil
 
 import grain
@@ -44,6 +47,8 @@ class Checkpoints:
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "data": grain.checkpoint.CheckpointHandler(),
                        "meta": ocp.JsonCheckpointHandler()})
+    self._unconfirmed: list[int] = []
+    self._failed: CheckpointError | None = None
 
   # --- saving ----------------------------------------------------------------------------------
   def save(self, step: int, state, data_iter=None, meta: dict | None = None,
@@ -51,28 +56,58 @@ class Checkpoints:
     items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta or {})}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    # An async save reports its write errors only later (at the next save or wait): keep the
+    # steps that may still be in flight so the error names the one that failed.
+    self._unconfirmed.append(step)
     try:
       self.manager.save(step, args=ocp.args.Composite(**items), force=force)
-    except OSError as e:
-      raise self._save_error(step, e) from e
+    except Exception as e:
+      error = self._save_error(e)
+      if error is None:
+        raise
+      raise error from e
+    self._unconfirmed = [step]   # orbax finished every earlier save before starting this one
 
   def wait(self) -> None:
     """Blocks until async saves are on disk (call before exiting)."""
     try:
       self.manager.wait_until_finished()
-    except OSError as e:
-      raise self._save_error(self.manager.latest_step(), e) from e
+    except Exception as e:
+      error = self._save_error(e)
+      if error is None:
+        raise
+      raise error from e
+    self._unconfirmed = []
 
-  def _save_error(self, step, e: OSError) -> CheckpointError:
-    good = [s for s in self.manager.all_steps() if s != step]
-    kept = f"the checkpoint at step {max(good)} is intact" if good else "no earlier checkpoint"
-    reason = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-    return CheckpointError(f"saving checkpoint step {step} in {self.directory} failed "
-                           f"({reason}); {kept}; free space or fix the path and rerun to resume")
+  def _save_error(self, e: Exception) -> CheckpointError | None:
+    """A write failure -> one CheckpointError (the same one each time orbax re-raises it)."""
+    code = _io_errno(e)
+    if code is None:   # not a write failure: a bug, keep its traceback
+      return None
+    if self._failed is None:
+      with contextlib.suppress(Exception):
+        self.manager.reload()
+      done = set(self.manager.all_steps())
+      pending = [s for s in self._unconfirmed if s not in done]
+      step = min(pending) if pending else self.manager.latest_step()
+      kept = f"the checkpoint at step {max(done)} is intact" if done else "no earlier checkpoint"
+      reason = "disk full" if code == errno.ENOSPC else (os.strerror(code) if code else "")
+      reason = reason or (str(e).splitlines() or [type(e).__name__])[0][:300]
+      self._failed = CheckpointError(
+          f"saving checkpoint step {step} in {self.directory} failed ({reason}); {kept}; "
+          f"free space or fix the path and rerun to resume")
+    return self._failed
 
   def close(self) -> None:
-    self.wait()
-    self.manager.close()
+    try:
+      self.wait()
+    finally:
+      try:
+        self.manager.close()
+      except Exception as e:
+        # After a failed save orbax re-raises the write error on close; it was reported.
+        if self._failed is None or _io_errno(e) is None:
+          raise
 
   # --- restoring -------------------------------------------------------------------------------
   def latest_step(self) -> int | None:
@@ -141,6 +176,25 @@ class Checkpoints:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"arm_jax_quarantine_{step}")
     self.manager.reload()
+
+
+def _io_errno(e: BaseException) -> int | None:
+  """The errno of a failed write, or None if `e` is not one.
+
+  Python-side writes raise OSError; tensorstore (the array data) raises ValueError with the
+  OS error in its message, e.g. "No space left on device [os_error_code='28']". Only explicit
+  causes are followed: an error raised while handling a write error is a bug of its own.
+  """
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError):
+      return e.errno or 0
+    found = re.search(r"os_error_code='?(\d+)", str(e))
+    if found:
+      return int(found.group(1))
+    e = e.__cause__
+  return None
 
 
 class WorkdirBusyError(UserError):

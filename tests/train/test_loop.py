@@ -71,6 +71,7 @@ def test_sigterm_saves_checkpoint_and_exits_0(tmp_path, tiny_overrides):
   assert "SIGTERM" in err and "resume" in err
   steps = [int(s) for s in os.listdir(tmp_path / "checkpoints" / "pretrain") if s.isdigit()]
   assert len(steps) == 1 and 0 < steps[0] < 100000
+  assert f"stopped by SIGTERM at step {steps[0]};" in err   # the step it says it saved
 
 
 def test_checkpoint_roundtrip_and_data_position(tmp_path, tiny_overrides):
@@ -102,6 +103,7 @@ def test_corrupt_latest_falls_back_to_previous(tmp_path, tiny_overrides, caplog)
   assert int(state["step"]) == 6
   assert (tmp_path / "checkpoints" / "pretrain.corrupt" / "4").exists()   # moved, not deleted
   assert "unreadable" in caplog.text
+  assert "resumed from step 2" in caplog.text   # not a silent restart from scratch
 
 
 def test_all_checkpoints_corrupt_is_one_line_error(tmp_path, tiny_overrides):
@@ -152,5 +154,6 @@ def test_second_run_on_same_workdir_refuses(tmp_path):
       with workdir_lock(str(tmp_path)):
         pass
   assert isinstance(e.value, UserError) and "--workdir" in str(e.value)
+  assert "\n" not in str(e.value)
   with workdir_lock(str(tmp_path)):   # released after the first holder exits
     pass
