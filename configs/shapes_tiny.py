@@ -9,22 +9,41 @@ from arm_jax.config import base_config
 def get_config():
   c = base_config()
   c.name = "shapes_tiny"
-  # 64x64 images, 8x8 patches -> 8x8 grid of codes; FSQ 8*5*5*5 = 1000 codes.
+  # Budgets: `make demo` (install included) fits in 20 minutes on 2 CPU cores. Each stage is
+  # compute-bound, so every step count below trades directly against that wall time; raise them
+  # (e.g. --config.train.steps=3000) for better toy models.
+  c.data.num_train = 6000     # pretraining sees each example about once
+  c.data.num_validation = 500
+  c.data.num_test = 500
+  # 64x64 images, 8x8 patches -> 8x8 grid of codes; FSQ 8*6*5 = 240 codes (the shapes world has
+  # few distinct patch kinds; a small codebook is also easier for a small AR model to learn).
   c.data.image_size = 64
   c.tokenizer.patch_size = 8
+  c.tokenizer.fsq_levels = (8, 6, 5)
   c.model.max_grid = 8
   c.model.text_vocab_size = 512
-  c.model.image_vocab_size = 1000
-  # ~4M-parameter decoder: what this CPU trains to useful quality in minutes.
-  c.model.d_model = 256
+  c.model.image_vocab_size = 240
+  c.teacher.steps = 150
+  c.teacher.batch_size = 32
+  c.tokenizer.steps = 250
+  c.tokenizer.batch_size = 32
+  # ~1M-parameter decoder: with this compute, more steps of a small model beat fewer of a larger.
+  c.model.d_model = 128
   c.model.n_layers = 4
   c.model.n_heads = 4
   c.model.n_kv_heads = 2
-  c.model.head_dim = 64
-  c.model.d_ff = 768
+  c.model.head_dim = 32
+  c.model.d_ff = 384
   c.model.max_seq_len = 192
   c.train.seq_len = 176
   c.train.batch_size = 32
-  c.train.steps = 600
-  c.train.lr = 1e-3
+  c.train.steps = 300
+  c.train.lr = 2e-3
+  # GRPO: a short T2I -> edit -> joint schedule; a tiny policy needs a larger lr than the 7B one.
+  c.rl.stages = (("t2i", 4), ("edit", 3), ("joint", 3))
+  c.rl.lr = 1e-4
+  c.eval.num_geneval = 48
+  c.eval.num_wise = 24
+  c.eval.num_edit = 32
+  c.eval.num_und = 64
   return c
