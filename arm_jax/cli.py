@@ -18,7 +18,8 @@ Config overrides: any key of the recipe, e.g. --config.train.steps=100 --config.
 An unknown key is refused with the closest valid one named.
 
 Pipeline order (what `arm-jax demo` runs): build-data -> train-teacher -> train-tokenizer ->
-tokenize-dataset -> pretrain -> rl -> eval -> export-hf.
+tokenizer metrics -> tokenize-dataset -> pretrain -> eval (SFT) -> rl -> eval (RL) -> export-hf ->
+report.
 """
 
 
@@ -91,7 +92,7 @@ COMMANDS = {
     "export-hf": ("arm_jax.interop.commands:export_hf",
                   "export a checkpoint as a Hugging Face model directory (PyTorch/transformers)",
                   [_WORKDIR, _CKPT, _arg("--out", default="",
-                                         help="output dir (default: <workdir>/hf)")]),
+                                         help="output dir (default: <workdir>/export/hf)")]),
     "generate": ("arm_jax.decode.commands:generate", "text-to-image: write PNGs for a prompt",
                  [_WORKDIR, _CKPT, _arg("--prompt", required=True, help="the caption"),
                   _arg("--n", type=int, default=1, help="images to draw (default 1)"),

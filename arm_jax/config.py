@@ -238,6 +238,9 @@ def _rl() -> mc.ConfigDict:
       # (reward name, weight): each row's reward is the weighted mean of those that apply to
       # its task (rl/rewards.py registry; register your own there).
       rewards=(("quality", 0.2), ("adherence", 1.0), ("consistency", 1.0)),
+      # Python modules imported before rl.rewards is read, so rewards they register (with
+      # arm_jax.rl.rewards.register_reward) can be named there from the command line.
+      reward_modules=(),
       # Stage schedule: (t2i | edit | joint, RL iterations); the paper: T2I 280 -> edit 100 ->
       # joint 200. Each stage starts from the previous one's policy.
       stages=(("t2i", 280), ("edit", 100), ("joint", 200)),

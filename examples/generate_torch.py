@@ -1,7 +1,7 @@
 """Text-to-image with an exported arm_jax model, in PyTorch only (no JAX).
 
-    arm-jax export-hf --workdir runs/demo --out runs/demo/hf
-    python examples/generate_torch.py runs/demo/hf "a red circle left of a blue square" out.png
+    arm-jax export-hf --workdir runs/demo        # -> runs/demo/export/hf
+    python examples/generate_torch.py runs/demo/export/hf "a red circle left of a blue square" out.png
 
 Needs torch, transformers and Pillow (plus `tokenizers` for a tokenizer.json or `sentencepiece`
 for a tokenizer.model, whichever the export holds). The export directory has the language model

@@ -1,7 +1,7 @@
 """`arm-jax eval`: score a checkpoint on the shapes-world benchmarks and write the report.
 
     arm-jax eval --workdir runs/demo                      # newest decoder checkpoint
-    arm-jax eval --workdir runs/demo --checkpoint runs/demo/checkpoints/rl/300 --tasks geneval,edit
+    arm-jax eval --workdir runs/demo --checkpoint runs/demo/checkpoints/rl_3_joint --tasks geneval,edit
 
 Writes <out> (default <workdir>/eval): report.md, metrics.json, figures/, and each benchmark's
 outputs in its own file format (see arm_jax/eval/suite.py). Training curves come from the

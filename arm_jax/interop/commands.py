@@ -51,15 +51,16 @@ def _export_pixel_decoder(config, workdir: str, out: str) -> list[str]:
 
 
 def export_hf(config, args) -> int:
-  from arm_jax.interop.checkpoint_params import find_step_dir, restore_params, trained_config
+  from arm_jax.decode.loading import find_decoder_step
+  from arm_jax.interop.checkpoint_params import restore_params, trained_config
   from arm_jax.interop.hf_export import export_params
   if jax.process_count() > 1:
     raise UserError("export-hf writes from one process; run it on a single host with "
                     "--config.mesh.shape=(1,-1,1) (or any mesh of that host's devices)")
-  step_dir = find_step_dir(args.workdir, args.checkpoint)
+  step_dir = find_decoder_step(args.workdir, args.checkpoint)
   cfg = trained_config(config, step_dir)
   params = restore_params(step_dir, cfg)
-  out = args.out or os.path.join(args.workdir, "hf")
+  out = args.out or os.path.join(args.workdir, "export", "hf")   # where the demo writes it
   files = export_params(params, cfg, out, text_tokenizer_path(cfg, args.workdir))
   files += _export_pixel_decoder(cfg, args.workdir, out)
   print(f"exported {step_dir} -> {out} ({len(files)} files); load it with "

@@ -16,7 +16,9 @@ weighs them. Plugging in your own:
     def brightness(images, prompts):
       return images.mean(axis=(1, 2, 3)) / 255.0
 
-    # then: --config.rl.rewards="(('adherence', 1.0), ('brightness', 0.1))"
+    # in my_rewards.py, then:
+    #   --config.rl.reward_modules="('my_rewards',)" \
+    #   --config.rl.rewards="(('adherence', 1.0), ('brightness', 0.1))"
 
 A model works the same way: register an instance whose `__call__(images, prompts)` runs it.
 
@@ -186,6 +188,21 @@ def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray
 # ---------------------------------------------------------------------------------------------
 # Weighted total
 # ---------------------------------------------------------------------------------------------
+
+def import_reward_modules(modules: Sequence[str]) -> None:
+  """Imports each module (dotted name, importable from the working directory or PYTHONPATH) so
+  the rewards it registers exist before rl.rewards is checked."""
+  import importlib
+  import sys
+  if "" not in sys.path:
+    sys.path.insert(0, "")   # `arm-jax` is an entry point: the cwd is not on its path by default
+  for name in modules:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise UserError(f"rl.reward_modules: cannot import '{name}' ({e}); give a module name "
+                      f"importable from the working directory or PYTHONPATH") from None
+
 
 def check_weights(weights: Sequence[tuple[str, float]], tasks: Sequence[str] = TASKS) -> None:
   """Refuses unknown names, negative weights, and a task no positive weight applies to."""

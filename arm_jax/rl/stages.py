@@ -29,6 +29,7 @@ def check_rl_config(config) -> None:
   """Every rl.* mistake as a one-line UserError before anything is loaded."""
   parse_stages(config.rl.stages)
   grpo.GRPOConfig.from_config(config.rl)
+  rewards.import_reward_modules(config.rl.reward_modules)
   rewards.check_weights(config.rl.rewards)
   from arm_jax.rl.advantages import get_advantage
   get_advantage(config.rl.advantage)

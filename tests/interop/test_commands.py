@@ -80,4 +80,4 @@ def test_commands_report_bad_input_in_one_line(tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert "\n" not in err and "safe_serialization=True" in err
   assert cli.main(["export-hf", "--workdir", str(tmp_path / "none")]) == 2
-  assert "no checkpoint under" in capsys.readouterr().err
+  assert "no decoder checkpoint under" in capsys.readouterr().err

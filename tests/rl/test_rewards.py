@@ -85,3 +85,18 @@ def test_custom_reward_plugs_in():
   images = np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
   total, _ = rewards.score(images, [_t2i()] * 2, (("test_brightness", 1.0),))
   np.testing.assert_allclose(total, [0.0, 1.0])
+
+
+def test_reward_modules_register_rewards_named_in_config(tmp_path, monkeypatch):
+  (tmp_path / "my_rewards_mod.py").write_text(
+      "import numpy as np\n"
+      "from arm_jax.rl.rewards import register_reward\n"
+      "@register_reward('always_half', tasks=('t2i',))\n"
+      "def always_half(images, prompts):\n"
+      "  return np.full(len(images), 0.5)\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  weights = (("always_half", 1.0), ("consistency", 1.0))
+  rewards.import_reward_modules(("my_rewards_mod",))
+  rewards.check_weights(weights)
+  with pytest.raises(UserError, match="cannot import 'no_such_rewards_mod'"):
+    rewards.import_reward_modules(("no_such_rewards_mod",))
