@@ -14,6 +14,7 @@ TINY = ["--config.model.d_model=64", "--config.model.n_layers=2", "--config.mode
         "--config.model.max_seq_len=96", "--config.decode.length_buckets=(16,32)",
         "--config.decode.batch_buckets=(8,)", "--config.model.max_grid=4",
         "--config.model.text_vocab_size=64", "--config.model.image_vocab_size=1000",
+        "--config.tokenizer.fsq_levels=(8,5,5,5)",
         "--config.data.image_size=64", "--config.tokenizer.patch_size=16",   # 4x4 code grids
         "--config.mesh.shape=(1,1,1)"]   # one device unless a test asks for the 8 fake ones
 

@@ -18,7 +18,8 @@ needs_libtpu = pytest.mark.skipif(
     importlib.util.find_spec("libtpu") is None,
     reason="jax[tpu] (libtpu) is not installed: pip install -r requirements-tpu.txt")
 
-SMALL = ["--config.model.n_layers=2", "--config.model.attention=splash",
+SMALL = ["--config.model.n_layers=2", "--config.model.d_model=256", "--config.model.head_dim=64",
+         "--config.model.d_ff=768", "--config.model.attention=splash",
          "--config.model.remat=dots_with_no_batch_dims_saveable", "--config.mesh.shape=(1,-1,1)",
          "--config.train.batch_size=8", "--config.train.seq_len=256",
          "--config.model.max_seq_len=256"]

@@ -63,10 +63,10 @@ def test_tokenize_dataset_then_decode(run, tmp_path):
                    "--out", str(out)] + run.overrides) == 0
   assert sorted(os.listdir(out)) == ["0000.png", "0001.png", "0002.png"]
   # Codes from a file; a code out of range is a one-line error with exit status 2.
-  np.save(tmp_path / "codes.npy", np.full((4, 4), 999, np.int32))
+  np.save(tmp_path / "codes.npy", np.full((4, 4), 239, np.int32))
   assert cli.main(["decode", "--workdir", run.workdir, "--codes", str(tmp_path / "codes.npy"),
                    "--out", str(out)] + run.overrides) == 0
-  np.save(tmp_path / "bad.npy", np.full((4, 4), 1000, np.int32))
+  np.save(tmp_path / "bad.npy", np.full((4, 4), 240, np.int32))
   assert cli.main(["decode", "--workdir", run.workdir, "--codes", str(tmp_path / "bad.npy")]
                   + run.overrides) == 2
 
