@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from arm_jax.config import load_config
@@ -145,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
   if not args.command:
     parser.print_help()
     return 2
+  # orbax (tensorstore) only opens absolute checkpoint paths; `--workdir runs/demo` is relative.
+  for name in ("workdir", "checkpoint"):
+    if getattr(args, name, ""):
+      setattr(args, name, os.path.abspath(getattr(args, name)))
   try:
     config = load_config(args.config, overrides)
     if args.command not in LOCAL_ONLY:

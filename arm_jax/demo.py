@@ -44,6 +44,7 @@ def _resolve(target: str) -> Callable:
 def run_stages(config, workdir: str, *, fresh: bool = False,
                stages=STAGES, log=print) -> dict[str, dict]:
   """Runs (or skips) each stage in order; returns {stage: {"seconds": s, "result": ...}}."""
+  workdir = os.path.abspath(workdir)   # orbax opens absolute checkpoint paths only
   os.makedirs(os.path.join(workdir, "stages"), exist_ok=True)
   done: dict[str, dict] = {}
   total = time.perf_counter()

@@ -59,3 +59,14 @@ def test_rerun_skips_finished_stages_and_retries_the_failed_one(tmp_path, stub_s
 def test_every_demo_stage_resolves_to_a_library_function():
   for name, target, _ in demo.STAGES:
     assert callable(demo._resolve(target)), name
+
+
+def test_a_relative_workdir_is_made_absolute(tmp_path, stub_stages, monkeypatch):
+  # orbax refuses relative checkpoint paths; `make demo` passes --workdir runs/demo.
+  stages, _, broken = stub_stages
+  broken["b"] = False
+  seen = []
+  monkeypatch.setattr(sys.modules["stub_stages"], "c", lambda config, workdir: seen.append(workdir))
+  monkeypatch.chdir(tmp_path)
+  demo.run_stages(None, "runs/demo", stages=stages, log=lambda _: None)
+  assert seen == [str(tmp_path / "runs" / "demo")]

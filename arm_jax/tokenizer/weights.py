@@ -50,7 +50,7 @@ def load_params(workdir: str, stage: str, model_fn, *, command: str) -> dict:
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
                         abstract_params(model_fn))
-  path = os.path.join(workdir, "checkpoints", stage, str(step), "state")
+  path = os.path.abspath(os.path.join(workdir, "checkpoints", stage, str(step), "state"))
   restored = ocp.PyTreeCheckpointer().restore(
       path, args=ocp.args.PyTreeRestore(
           item={"params": target}, partial_restore=True,
