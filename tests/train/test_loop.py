@@ -28,7 +28,10 @@ def _cfg(overrides, *extra):
 def _cli(workdir, overrides, *extra):
   cmd = [sys.executable, "-m", "arm_jax.cli", "pretrain", "--config", "shapes_tiny",
          "--workdir", str(workdir)] + overrides + ONE_DEVICE + list(extra)
-  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  # One process by construction: keep cluster detection from reading whatever TPU or SLURM
+  # variables this test worker's environment may carry.
+  env = dict(os.environ, ARM_DISTRIBUTED="0")
+  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _final_params(workdir, step):
