@@ -128,7 +128,9 @@ def _export_decoder(config, workdir: str, out: str, seed: int = 0) -> dict:
   import torch
 
   from arm_jax.interop.decoder_export import export_pixel_decoder, load_tokenizer_params
-  from arm_jax.tokenizer.api import load_visual_tokenizer
+  from arm_jax.tokenizer import weights
+  from arm_jax.tokenizer.api import VisualTokenizer
+  from arm_jax.tokenizer.train_tokenizer import tokenizer_fn
   params = load_tokenizer_params(config, workdir)
   if params is None:
     return {}
@@ -137,7 +139,7 @@ def _export_decoder(config, workdir: str, out: str, seed: int = 0) -> dict:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   torch_dec = module.PixelDecoder.from_pretrained(out)
-  vt = load_visual_tokenizer(config, workdir)
+  vt = VisualTokenizer(weights.model_from_params(tokenizer_fn(config), params))  # read once
   codes = np.random.default_rng(seed).integers(0, vt.codebook_size, (4, vt.grid, vt.grid))
   want = vt.decode(codes).astype(int)
   with torch.no_grad():
