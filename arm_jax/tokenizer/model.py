@@ -103,7 +103,7 @@ class PixelDecoder(nnx.Module):
     c = cfg.decoder
     self.patch_size, self.grid = cfg.patch_size, cfg.grid
     self.dtype = jnp.dtype(c.dtype)
-    self.proj = linear(c, code_dim, c.d_model, (None, "embed"), rngs=rngs)
+    self.proj = linear(c, code_dim, c.d_model, (None, "embed"), rngs=rngs, std=code_dim ** -0.5)
     self.position_embedding = _positions(c, cfg.num_patches, rngs)
     self.blocks = Stack(c, rngs=rngs)
     self.norm = layer_norm(c, c.d_model, rngs=rngs)
@@ -156,7 +156,9 @@ class Tokenizer(nnx.Module):
     self.encoder = ImageEncoder(e, cfg.image_size, cfg.patch_size, rngs=rngs)
     self.quantizer = make_quantizer(cfg, rngs=rngs)
     q = self.quantizer.dim
-    self.pre_quant = linear(e, e.d_model, q, ("embed", None), rngs=rngs)
+    # Unit-variance z from the start: FSQ rounds tanh(z), so a small init puts every patch on
+    # the same few levels and the decoder gets no signal from the codes to learn from.
+    self.pre_quant = linear(e, e.d_model, q, ("embed", None), rngs=rngs, std=e.d_model ** -0.5)
     self.decoder = PixelDecoder(cfg, q, rngs=rngs)
     s = cfg.semantic
     self.post_quant = linear(s, q, s.d_model, (None, "embed"), rngs=rngs)
