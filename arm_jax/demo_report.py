@@ -59,7 +59,8 @@ def _tokenizer_section(workdir: str) -> rep.Section | None:
   body = ("Held-out shapes-world images. Zero-shot: shape and colour classified through text "
           "prompts in the aligned space; PSNR and code usage from the tokenizer's "
           "reconstructions (arm_jax/tokenizer/evaluate.py).\n\n" + rep.markdown_table(rows))
-  return rep.Section("Visual tokenizer", body)
+  grid = os.path.join(workdir, "tokenizer", "tokenizer_reconstructions.png")
+  return rep.Section("Visual tokenizer", body, [grid] if os.path.isfile(grid) else [])
 
 
 def _before_after(workdir: str) -> rep.Section | None:

@@ -4,6 +4,7 @@ The stages themselves are library calls tested in their own folders; here they a
 count their calls, so the runner's bookkeeping is checked without training anything.
 """
 import json
+import os
 import sys
 import types
 
@@ -70,3 +71,15 @@ def test_a_relative_workdir_is_made_absolute(tmp_path, stub_stages, monkeypatch)
   monkeypatch.chdir(tmp_path)
   demo.run_stages(None, "runs/demo", stages=stages, log=lambda _: None)
   assert seen == [str(tmp_path / "runs" / "demo")]
+
+
+def test_report_shows_the_tokenizer_metrics_and_reconstructions(tmp_path):
+  from arm_jax import demo_report
+  os.makedirs(tmp_path / "tokenizer")
+  json.dump({"teacher": {"zero_shot": 0.5}, "tokenizer": {"psnr": 24.5, "zero_shot": 0.45}},
+            open(tmp_path / "tokenizer" / "tokenizer_metrics.json", "w"))
+  section = demo_report._tokenizer_section(str(tmp_path))
+  assert "24.5" in section.body and not section.figures     # no grid written: none shown
+  open(tmp_path / "tokenizer" / "tokenizer_reconstructions.png", "wb").close()
+  assert demo_report._tokenizer_section(str(tmp_path)).figures == [
+      str(tmp_path / "tokenizer" / "tokenizer_reconstructions.png")]

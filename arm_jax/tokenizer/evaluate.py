@@ -19,6 +19,7 @@ from arm_jax.tokenizer import data as data_lib
 from arm_jax.tokenizer import metrics
 from arm_jax.tokenizer.model import Tokenizer
 from arm_jax.tokenizer.teacher import Siglip
+from arm_jax.tokenizer.vit import unit_to_pixels
 
 NUM_IMAGES = 512
 NUM_ZERO_SHOT = 360
@@ -61,6 +62,13 @@ def _tokenizer_embed(model: Tokenizer, images):
 def _tokenizer_recon(model: Tokenizer, images):
   z_q, codes, _ = model.quantize(images)
   return metrics.psnr(model.decode_codes(z_q), images), codes
+
+
+def reconstructions(config, model: Tokenizer, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+  """The first n held-out images [n, H, W, 3] uint8 and their reconstructions (same shape)."""
+  images = data_lib.heldout_images(config, n, config.eval.seed + _SEED_OFFSET)
+  z_q = model.quantize(jnp.asarray(images))[0]
+  return images, np.asarray(unit_to_pixels(model.decode_codes(z_q)))
 
 
 def tokenizer_quality(config, model: Tokenizer, teacher: Siglip, tok) -> dict:

@@ -63,10 +63,21 @@ def tokenizer_metrics(config, workdir: str, *, stage: str = STAGE) -> dict:
                                                             command="train-tokenizer"))
   out = {"teacher": evaluate.teacher_metrics(config, teacher, tok),
          "tokenizer": evaluate.tokenizer_quality(config, model, teacher, tok)}
-  os.makedirs(os.path.join(workdir, "tokenizer"), exist_ok=True)
-  with open(os.path.join(workdir, "tokenizer", f"{stage}_metrics.json"), "w") as f:
+  out_dir = os.path.join(workdir, "tokenizer")
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, f"{stage}_metrics.json"), "w") as f:
     json.dump(out, f, indent=1)
+  _reconstruction_grid(config, model, os.path.join(out_dir, f"{stage}_reconstructions.png"))
   return out
+
+
+def _reconstruction_grid(config, model, path: str) -> str:
+  """Held-out images above their reconstructions, as a PNG beside the metrics."""
+  from arm_jax.eval import report as rep
+  images, recon = evaluate.reconstructions(config, model)
+  return rep.image_grid(path, [("held-out image", images), ("reconstruction", recon)],
+                        "Visual tokenizer: images and their reconstructions from the codes",
+                        rep.provenance(config, seed=config.eval.seed))
 
 
 # ---------------------------------------------------------------------------------------------

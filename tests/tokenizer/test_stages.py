@@ -50,6 +50,9 @@ def test_metrics_are_in_range(run):
     assert 0 <= m[who]["zero_shot"] <= min(m[who]["zero_shot_color"], m[who]["zero_shot_shape"])
   saved = json.load(open(os.path.join(run.workdir, "tokenizer", "tokenizer_metrics.json")))
   assert saved["tokenizer"]["psnr"] == pytest.approx(t["psnr"])
+  from PIL import Image
+  grid = Image.open(os.path.join(run.workdir, "tokenizer", "tokenizer_reconstructions.png"))
+  assert grid.width > 8 * 32 and grid.height > 2 * 32   # 8 images over their reconstructions
 
 
 def test_tokenize_dataset_then_decode(run, tmp_path):
