@@ -25,8 +25,15 @@ def get_config():
   c.model.image_vocab_size = 240
   c.teacher.steps = 150
   c.teacher.batch_size = 32
-  c.tokenizer.steps = 250
-  c.tokenizer.batch_size = 32
+  # Batch 16 for 900 steps costs about what 500 at 32 does and learns faster per second.
+  c.tokenizer.steps = 900
+  c.tokenizer.batch_size = 16
+  # Our sigmoid loss (SigLIP's: summed over pairs, / batch) sends ~35x the pixel loss's gradient
+  # into the shared encoder at the paper's weight of 5, and the codes collapse onto a few FSQ
+  # levels. At 0.1 the semantic branch still learns at full speed (Adam normalises its own
+  # parameters). Held-out, this budget: PSNR 24.4 dB, code usage 47%, zero-shot 0.203 vs the
+  # teacher's 0.206 (weight 5, 250 steps at batch 32: 19.6 dB, 22%, 0.208).
+  c.tokenizer.w_sigmoid = 0.1
   # ~1M-parameter decoder: with this compute, more steps of a small model beat fewer of a larger.
   c.model.d_model = 128
   c.model.n_layers = 4
