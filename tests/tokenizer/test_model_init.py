@@ -15,9 +15,8 @@ def test_fresh_tokenizer_codes_span_the_fsq_levels(tiny_tok):
   images = data_lib.heldout_images(cfg, 32, seed=0)
   z_q, codes, _ = model.quantize(images)
   levels = np.asarray(cfg.tokenizer.fsq_levels)
-  half = np.floor(levels / 2)
-  digits = np.round(np.asarray(z_q) * half + half).astype(int)
-  used = [len(np.unique(digits[..., c])) for c in range(len(levels))]
+  # z_q holds each channel's level value (straight-through rounding leaves float noise ~1e-7).
+  used = [len(np.unique(np.round(np.asarray(z_q)[..., c], 4))) for c in range(len(levels))]
   # Each channel reaches at least half its levels on 32 scenes (a 0.02-std init reaches ~2).
   assert all(u >= l / 2 for u, l in zip(used, levels)), (used, levels.tolist())
   assert len(np.unique(np.asarray(codes))) >= 20
