@@ -186,6 +186,12 @@ def _tokenizer() -> mc.ConfigDict:
       w_feature=1.0,
       w_sigmoid=5.0,
       w_caption=1.0,
+      # Code-entropy regulariser (MAGVIT-v2's): per-token entropy minus the entropy of
+      # the batch's frequency-balanced code distribution (losses.code_entropy_loss); spreads
+      # content over unused codes. Not in the paper: 0 = off.
+      w_entropy=0.0,
+      entropy_temperature=0.1,  # softness of the assignment, in squared distances (FSQ: level
+                                # spacings; VQ: between unit vectors)
       steps=1500,
       batch_size=64,
       lr=1e-3,
@@ -402,6 +408,9 @@ def validate(cfg: mc.ConfigDict) -> None:
   if list(cfg.mesh.shape).count(-1) > 1 or len(cfg.mesh.shape) != len(cfg.mesh.axes):
     raise ConfigError(f"mesh.shape {tuple(cfg.mesh.shape)} must give one size per axis "
                       f"{tuple(cfg.mesh.axes)} with at most one -1")
+  if cfg.tokenizer.w_entropy and cfg.tokenizer.entropy_temperature <= 0:
+    raise ConfigError(f"tokenizer.entropy_temperature ({cfg.tokenizer.entropy_temperature}) "
+                      "must be > 0 when tokenizer.w_entropy is on; try 0.1")
   codes = 1
   for level in cfg.tokenizer.fsq_levels:
     codes *= level

@@ -36,6 +36,10 @@ def test_wrong_type_and_cross_field_errors():
     load_config("shapes_tiny", ["--config.model.n_kv_heads=3"])
   with pytest.raises(ConfigError, match="image_vocab_size"):
     load_config("shapes_tiny", ["--config.model.image_vocab_size=999"])
+  with pytest.raises(ConfigError, match="entropy_temperature"):
+    load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0"])
+  load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0",
+                              "--config.tokenizer.w_entropy=0.0"])
 
 
 def test_cli_unknown_key_is_one_line_exit_2(capsys):

@@ -60,6 +60,20 @@ class FSQ(nnx.Module):
     _, half_width = self._consts()
     return round_ste(self.bound(z)) / half_width
 
+  def soft_assignment(self, z: jax.Array, temperature: float) -> list[jax.Array]:
+    """Soft assignment of each channel to its levels: one [..., levels[i]] float32 per channel
+    (the code's distribution is their product).
+
+    p(level l) ~ exp(-(bound(z) - l)^2 / temperature), in level units (neighbours 1 apart), so it
+    tends to the hard rounding as temperature -> 0 and stays differentiable in z.
+    """
+    b = self.bound(z)
+    out = []
+    for i, n in enumerate(self.levels):
+      grid = jnp.arange(n, dtype=jnp.float32) - (n // 2)
+      out.append(jax.nn.softmax(-(b[..., i:i + 1] - grid) ** 2 / temperature, axis=-1))
+    return out
+
   def codes_to_indices(self, z_q: jax.Array) -> jax.Array:
     """Quantized [..., dim] -> flat indices [...] int32 (mixed radix over the levels)."""
     _, half_width = self._consts()

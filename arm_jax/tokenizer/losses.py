@@ -35,6 +35,38 @@ def cosine_distillation(pred: jax.Array, target: jax.Array) -> jax.Array:
   return 1.0 - jnp.mean(cos)
 
 
+def code_entropy_loss(channel_probs: list[jax.Array], codes: jax.Array | None = None) -> jax.Array:
+  """LFQ's entropy regulariser (MAGVIT-v2), in nats.
+
+  channel_probs: the quantizer's soft assignment (`soft_assignment`): FSQ gives one
+  [..., levels[i]] per channel and the code's distribution is their product; VQ gives one
+  [..., K].
+  Returns mean per-token entropy (low: each token commits to one code) minus the entropy of the
+  batch's average code distribution (high: the batch spreads over the whole codebook). The joint
+  code distribution is the product of the channels', so the batch term costs tokens x codebook.
+
+  codes [...] int32 (the tokens' hard codes) balances the batch average: each token weighs
+  1 / (tokens on its code), so every code in use counts once. Without it a dominant code (flat
+  background: 80% of shapes-world patches) dominates the average, and the cheapest way up is to
+  split it by position; balanced, the gradient pushes rare content onto unused codes instead.
+  """
+  flat = [p.reshape(-1, p.shape[-1]).astype(jnp.float32) for p in channel_probs]
+  per_token = sum(jnp.mean(_entropy(p)) for p in flat)
+  joint = flat[0]
+  for p in flat[1:]:
+    joint = (joint[:, :, None] * p[:, None, :]).reshape(joint.shape[0], -1)
+  if codes is None:
+    return per_token - _entropy(jnp.mean(joint, axis=0))
+  c = codes.reshape(-1)
+  counts = jnp.zeros((joint.shape[1],), jnp.float32).at[c].add(1.0)
+  w = jax.lax.stop_gradient(1.0 / counts[c])
+  return per_token - _entropy(jnp.sum(w[:, None] * joint, axis=0) / jnp.sum(w))
+
+
+def _entropy(p: jax.Array) -> jax.Array:
+  return -jnp.sum(p * jnp.log(jnp.maximum(p, 1e-12)), axis=-1)
+
+
 def caption_loss(logits: jax.Array, ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Masked next-token cross-entropy and token accuracy.
 

@@ -174,8 +174,12 @@ class Tokenizer(nnx.Module):
   # --- the path encode/decode use ------------------------------------------------------------
   def quantize(self, images: jax.Array, rng: jax.Array | None = None):
     """[b, H, W, 3] uint8 -> (z_q [b, n, q] float32, codes [b, n] int32, aux losses)."""
+    return self.quantizer(self.latents(images), rng)
+
+  def latents(self, images: jax.Array) -> jax.Array:
+    """[b, H, W, 3] uint8 -> pre-quantization latents z [b, n, q] float32."""
     z = self.pre_quant(self.encoder(images).astype(self.encoder.dtype))
-    return self.quantizer(z.astype(jnp.float32), rng)
+    return z.astype(jnp.float32)
 
   def decode_codes(self, z_q: jax.Array) -> jax.Array:
     """Code vectors [b, n, q] -> images [b, H, W, 3] float32 in about [-1, 1]."""

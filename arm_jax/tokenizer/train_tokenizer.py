@@ -6,6 +6,7 @@ loss = w_pixel   * MSE(decoded, image)
      + w_feature * (1 - cos(feature_head(codes), teacher patch features))
      + w_sigmoid * sigmoid_loss(align_head(codes), teacher text embedding of the caption)
      + w_caption * cross-entropy of the captioner writing the full caption from the codes
+     (+ w_entropy * the code-entropy regulariser, off by default)
      (+ the VQ codebook/commitment/revive terms when tokenizer.quantizer = vq)
 
 The teacher is frozen: its weights are closed over (replicated on the mesh), never in the train
@@ -48,15 +49,23 @@ def check_weights(loss_weights: dict) -> dict:
   return w
 
 
-def make_loss(teacher: Siglip, loss_weights: dict):
-  """loss_fn(model, batch, rng) for the shared step; `teacher` is frozen and closed over."""
+def make_loss(teacher: Siglip, loss_weights: dict, *, w_entropy: float = 0.0,
+              entropy_temperature: float = 0.1):
+  """loss_fn(model, batch, rng) for the shared step; `teacher` is frozen and closed over.
+
+  w_entropy > 0 adds the code-entropy regulariser (losses.code_entropy_loss).
+  """
   w = check_weights(loss_weights)
   graphdef, teacher_state = nnx.split(teacher)
 
   def loss_fn(model: Tokenizer, batch: dict, rng: jax.Array):
     t = nnx.merge(graphdef, jax.lax.stop_gradient(teacher_state))
-    z_q, codes, aux = model.quantize(batch["image"], rng)
+    z = model.latents(batch["image"])
+    z_q, codes, aux = model.quantizer(z, rng)
     terms, metrics = dict(aux), {}
+    if w_entropy:
+      terms["entropy"] = w_entropy * losses.code_entropy_loss(
+          model.quantizer.soft_assignment(z, entropy_temperature), codes)
     if w["w_pixel"]:
       recon = model.decode_codes(z_q)
       terms["pixel"] = w["w_pixel"] * losses.pixel_loss(recon, pixels_to_unit(batch["image"]))
@@ -98,7 +107,9 @@ def tokenizer_stage(config, teacher: Siglip, *, name: str = STAGE,
                     loss_weights: dict | None = None) -> Stage:
   t = config.tokenizer
   lw = loss_weights or {k: t[k] for k in WEIGHTS}
-  return Stage(name=name, model_fn=tokenizer_fn(config), loss_fn=make_loss(teacher, lw),
+  loss_fn = make_loss(teacher, lw, w_entropy=t.w_entropy,
+                      entropy_temperature=t.entropy_temperature)
+  return Stage(name=name, model_fn=tokenizer_fn(config), loss_fn=loss_fn,
                tcfg=weights.stage_hparams(config, t), meta={"config": config.to_json()})
 
 

@@ -50,6 +50,11 @@ class VQ(nnx.Module):
     """[...] int32 -> [..., dim] unit vectors."""
     return jnp.take(self.unit_codebook(), indices, axis=0)
 
+  def soft_assignment(self, z: jax.Array, temperature: float) -> list[jax.Array]:
+    """[p [..., K] float32]: p(code) ~ exp(-|unit(z) - unit(code)|^2 / temperature)."""
+    sq_dist = 2.0 - 2.0 * (l2_normalize(z) @ self.unit_codebook().T)
+    return [jax.nn.softmax(-sq_dist / temperature, axis=-1)]
+
   def __call__(self, z: jax.Array, rng: jax.Array | None = None):
     """z [..., dim] -> (z_q straight-through, indices, {commitment, codebook, revive} losses)."""
     lead = z.shape[:-1]
