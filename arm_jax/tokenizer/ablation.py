@@ -1,7 +1,8 @@
 """`arm-jax tokenizer-ablation`: one tokenizer per loss subset, scored like the paper's table.
 
 Subsets come from config.tokenizer.ablation ((name, (weight keys kept on)), ...); the other
-weights are set to 0. Each run is its own stage (`tokenizer_ablation_<i>` checkpoints), so an
+weights are set to 0 (tokenizer.w_entropy, a regulariser rather than an objective, stays as
+configured in every row). Each run is its own stage (`tokenizer_ablation_<i>` checkpoints), so an
 interrupted ablation resumes where it stopped. Writes <workdir>/tokenizer/ablation.{md,json}:
 
 | losses | zero-shot | colour | shape | PSNR (dB) | code usage (%) | perplexity |
@@ -57,7 +58,8 @@ def run_ablation(config, workdir: str) -> dict:
   out_dir = os.path.join(workdir, "tokenizer")
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "ablation.md"), "w") as f:
-    f.write(f"Tokenizer ablation ({steps} steps each; held-out shapes-world images)\n\n"
+    extra = f"; code-entropy weight {t.w_entropy} in every row" if t.w_entropy else ""
+    f.write(f"Tokenizer ablation ({steps} steps each{extra}; held-out shapes-world images)\n\n"
             f"{table}\n")
   with open(os.path.join(out_dir, "ablation.json"), "w") as f:
     json.dump(rows, f, indent=1)

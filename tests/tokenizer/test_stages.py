@@ -80,6 +80,7 @@ def test_ablation_table(run, capsys):
   assert cli.main(["tokenizer-ablation", "--workdir", run.workdir] + run.overrides + extra) == 0
   table = open(os.path.join(run.workdir, "tokenizer", "ablation.md")).read()
   assert "| teacher (SigLIP) |" in table and "| pixel |" in table
+  assert "code-entropy weight 0.02 in every row" in table   # shapes_tiny's regulariser stays on
   rows = json.load(open(os.path.join(run.workdir, "tokenizer", "ablation.json")))
   assert [r["losses"] for r in rows] == ["teacher (SigLIP)", "pixel"] and rows[1]["steps"] == 1
 
