@@ -58,7 +58,7 @@ def code_entropy_loss(channel_probs: list[jax.Array], codes: jax.Array | None = 
   if codes is None:
     return per_token - _entropy(jnp.mean(joint, axis=0))
   c = codes.reshape(-1)
-  counts = jnp.zeros((joint.shape[1],), jnp.float32).at[c].add(1.0)
+  counts = jnp.bincount(c, length=joint.shape[1]).astype(jnp.float32)
   w = jax.lax.stop_gradient(1.0 / counts[c])
   return per_token - _entropy(jnp.sum(w[:, None] * joint, axis=0) / jnp.sum(w))
 

@@ -99,7 +99,7 @@ def _psnr(recon: jax.Array, images: jax.Array) -> jax.Array:
 
 
 def _batch_usage(codes: jax.Array, k: int) -> jax.Array:
-  used = jnp.zeros((k,), jnp.int32).at[codes.reshape(-1)].add(1) > 0
+  used = jnp.bincount(codes.reshape(-1), length=k) > 0
   return jnp.mean(used.astype(jnp.float32))
 
 

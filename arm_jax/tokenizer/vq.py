@@ -82,7 +82,7 @@ def revive_loss(codebook_unit: jax.Array, idx: jax.Array, inputs: jax.Array,
   codebook_unit [K, dim], idx [n] int32 (this batch's assignments), inputs [n, dim] (no grad).
   """
   k = codebook_unit.shape[0]
-  used = jnp.zeros((k,), jnp.int32).at[idx].add(1) > 0
+  used = jnp.bincount(idx, length=k) > 0
   pool = inputs[jax.random.choice(rng, inputs.shape[0], (min(inputs.shape[0], 4096),),
                                   replace=False)]
   targets = pool[nearest(jax.lax.stop_gradient(codebook_unit), pool)]
