@@ -3,11 +3,17 @@
 Layouts (ids from VocabLayout; `codes` are an image's [h, w] visual codes):
   t2i   <bos> caption <boi> <h_H> <w_W> codes <eoi> <eos>            loss: <h_H> .. <eos>
   und   <bos> <boi> <h_H> <w_W> codes <eoi> question answer <eos>   loss: answer, <eos>
-  edit  <bos> <boi> <h> <w> source <eoi> <edit> instruction <boi> <h> <w> target <eoi> <eos>
+  edit  <bos> <edit> instruction <boi> <h> <w> source <eoi> <boi> <h> <w> target <eoi> <eos>
                                                                      loss: target <h> .. <eos>
   text  <bos> text <eos> [<bos> text <eos> ...]                      loss: everything after <bos>
   interleaved  <bos> caption image caption image ... <eos>          loss: everything after <bos>
 A dropped condition (classifier-free guidance) is one <uncond> in its place.
+
+The edit layout puts the instruction first so that the source and target images sit back to back:
+target code k is always the same distance (h*w + 4 tokens) after source code k, whatever the
+instruction's length, and copying an unchanged cell is a fixed-offset lookup under RoPE. With the
+instruction between the images the offset varied, and a 4-layer model trained on edits alone
+copied far fewer object cells (see `edit_prompt`).
 
 The *_prompt functions are the prefixes a sampler feeds (up to and including <w_W>); training
 rows are built from the same functions, so conditional and unconditional rows at decode time
@@ -50,14 +56,14 @@ def und_prompt(vocab: VocabLayout, codes_hw: np.ndarray, question_ids) -> np.nda
 
 def edit_prompt(vocab: VocabLayout, source_codes_hw, instruction_ids,
                 grid_hw: tuple[int, int]) -> np.ndarray:
-  """<bos> source-image <edit> instruction <boi> <h_H> <w_W>. int32 [P].
+  """<bos> <edit> instruction source-image <boi> <h_H> <w_W>. int32 [P].
 
   source_codes_hw None -> <uncond> for the image; instruction_ids None -> <uncond> for the text
   (both None: the fully unconditional row of dual text/image guidance).
   """
   image = [vocab.uncond] if source_codes_hw is None else image_block(vocab, source_codes_hw)
   text = [vocab.uncond] if instruction_ids is None else instruction_ids
-  return _ids([vocab.bos], image, [vocab.edit], text, _grid_open(vocab, grid_hw))
+  return _ids([vocab.bos, vocab.edit], text, image, _grid_open(vocab, grid_hw))
 
 
 # --- training sequences ------------------------------------------------------------------------

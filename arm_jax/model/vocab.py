@@ -7,7 +7,7 @@ their meaning); specials and image codes are appended after them. The model's te
 Special tokens:
   <pad> <bos> <eos>         sequence structure (the text tokenizer's own ids are not relied on)
   <boi> <eoi>               begin / end of an image
-  <edit>                    separates a source image from its edit instruction
+  <edit>                    opens an editing row: instruction, source image, target image
   <uncond>                  stands in for a dropped condition (classifier-free guidance)
   <h_1>..<h_G> <w_1>..<w_G> the image's code-grid height and width, G = max_grid
 """

@@ -40,10 +40,10 @@ def test_und():
 
 def test_edit_and_its_dropped_conditions():
   _check(formats.edit_sequence(V, CODES, [7], CODES2),
-         [BOS, BOI, H2, W3, *IMG, EOI, EDIT, 7, BOI, H2, W3, *IMG2, EOI, EOS],
+         [BOS, EDIT, 7, BOI, H2, W3, *IMG, EOI, BOI, H2, W3, *IMG2, EOI, EOS],
          [H2, W3, *IMG2, EOI, EOS])
   _check(formats.edit_sequence(V, None, None, CODES2),
-         [BOS, UNC, EDIT, UNC, BOI, H2, W3, *IMG2, EOI, EOS], [H2, W3, *IMG2, EOI, EOS])
+         [BOS, EDIT, UNC, UNC, BOI, H2, W3, *IMG2, EOI, EOS], [H2, W3, *IMG2, EOI, EOS])
 
 
 def test_text_and_interleaved():
@@ -63,9 +63,8 @@ def test_prompts_are_the_prefixes_training_sees():
   edit = formats.edit_sequence(V, CODES, [7], CODES2)[0]
   prompt = formats.edit_prompt(V, CODES, [7], (2, 3))
   assert prompt.tolist() == edit[:len(prompt)].tolist()
-  assert formats.edit_prompt(V, None, [7], (2, 3)).tolist() == [BOS, UNC, EDIT, 7, BOI, H2, W3]
-  assert formats.edit_prompt(V, CODES, None, (2, 3)).tolist()[-6:] == [EOI, EDIT, UNC, BOI, H2,
-                                                                         W3]
+  assert formats.edit_prompt(V, None, [7], (2, 3)).tolist() == [BOS, EDIT, 7, UNC, BOI, H2, W3]
+  assert formats.edit_prompt(V, CODES, None, (2, 3)).tolist()[:5] == [BOS, EDIT, UNC, BOI, H2]
   und = formats.und_sequence(V, CODES, [3], [5])[0]
   prompt = formats.und_prompt(V, CODES, [3])
   assert prompt.tolist() == und[:len(prompt)].tolist() and und[len(prompt)] == 5
@@ -88,3 +87,12 @@ def test_edit_condition_dropout_rates():
   for case in ((False, True), (True, False), (True, True)):
     assert draws.count(case) / len(draws) == pytest.approx(0.1, abs=0.01)
   assert all(formats.drop_edit_conditions(rng, 0.0) == (False, False) for _ in range(100))
+
+
+def test_edit_target_code_sits_a_fixed_distance_after_its_source_code():
+  """Copying an unchanged cell must not depend on how long the instruction is."""
+  for instruction in ([7], [7, 8, 9, 10, 11]):
+    tokens = formats.edit_sequence(V, CODES, instruction, CODES2)[0].tolist()
+    source, target = tokens.index(IMG[0]), len(tokens) - 2 - len(IMG2)
+    assert tokens[target:target + len(IMG2)] == list(IMG2)
+    assert target - source == CODES.size + 4

@@ -125,8 +125,9 @@ def test_condition_dropout_uses_uncond(world):
   assert all(r["inputs"][:3].tolist() == [v.bos, v.uncond, v.boi] for r in rows)
   rows = _rows_of(world, "edit", n=4, cond_dropout=1.0)
   assert all((r["inputs"] == v.uncond).sum() >= 1 for r in rows)
-  assert any(r["inputs"][1] == v.uncond for r in rows)             # source image dropped
-  assert any(r["inputs"][1] == v.boi and (r["inputs"] == v.uncond).any() for r in rows)
+  assert all(r["inputs"][:2].tolist() == [v.bos, v.edit] for r in rows)
+  assert any((r["inputs"] == v.boi).sum() == 1 for r in rows)      # source image dropped
+  assert any(r["inputs"][2] == v.uncond and (r["inputs"] == v.boi).sum() == 2 for r in rows)
 
 
 def test_mixture_of_all_formats_including_interleaved_and_web(world, caplog):
