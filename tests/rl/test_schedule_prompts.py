@@ -48,7 +48,9 @@ def test_prompts_are_deterministic_and_well_formed(source):
     assert p.meta.target == apply_edit(p.meta.source, p.meta.edit)
     assert list(p.ids[-3:]) == [vocab.boi, vocab.height_token(8), vocab.width_token(8)]
     codes = codec.encode(p.source_image[None])[0]
-    assert list(p.ids[4:4 + 64]) == list(vocab.codes_to_ids(codes.reshape(-1)))
+    # <bos> <edit> instruction <boi> <h> <w> source(64) <eoi> <boi> <h> <w>
+    assert list(p.ids[2:-71]) == tok(p.meta.text)
+    assert list(p.ids[-68:-4]) == list(vocab.codes_to_ids(codes.reshape(-1)))
   t2i = ps.batch("t2i", 4, (0, 1, 5))
   assert all(p.meta.task == "t2i" and p.meta.target.objects for p in t2i)
   assert list(t2i[0].ids[1:-3]) == tok(t2i[0].meta.text)
