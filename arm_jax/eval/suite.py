@@ -170,13 +170,19 @@ def _timed(timing: dict, name: str, fn, *args):
 
 
 def evaluate(config, model: EvalModel, out_dir: str, tokenizer_metrics: dict | None = None, *,
-             tasks=TASKS, curves_from: str | None = None) -> EvalResult:
-  """Runs the chosen benchmarks; returns metrics and report sections (writes benchmark files)."""
+             tasks=TASKS, curves_from: str | None = None,
+             sample_seed: int | None = None) -> EvalResult:
+  """Runs the chosen benchmarks; returns metrics and report sections (writes benchmark files).
+
+  The items always come from config.eval.seed; sample_seed (default: the same) seeds only the
+  model's sampling, so one item set can be scored under several draws to measure sampling noise.
+  """
   unknown = [t for t in tasks if t not in TASKS]
   if unknown:
     raise UserError(f"unknown eval task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
   start = time.perf_counter()
-  sets, seed = build_sets(config), config.eval.seed
+  sets = build_sets(config)
+  seed = config.eval.seed if sample_seed is None else int(sample_seed)
   metrics, shown, timing = {}, {}, {}
   if "geneval" in tasks:
     metrics["geneval"], _, shown["geneval"] = _timed(

@@ -6,7 +6,9 @@ From the workdir's pretrained checkpoint, for every seed in `rl.seeds`: SFT (no 
 of `rl.stages` (T2I-RL, T2I->Edit, T2I->Edit->joint with the paper's schedule) and each later
 single-task stage alone from SFT (Edit-RL); every run is scored by the eval suite (GenEval-like,
 WISE-like, GEdit-like G_O). Prefixes share one chain of stages per seed, so the whole schedule is
-trained once per seed, plus Edit-RL. Writes under --out:
+trained once per seed, plus Edit-RL. Seed s scores every run, SFT included, on the same items with
+sampling seed eval.seed + s: the SFT row's std is then the eval's own sampling noise, and each RL
+row is compared with SFT under the same draw. Writes under --out:
   table.md / table.json   mean +/- std over seeds per row, and paired deltas vs SFT
   reward_curves.png       training rewards of every run, per task
   seed_<s>/               that seed's RL checkpoints, metrics and eval outputs (resumable)
@@ -27,8 +29,8 @@ from arm_jax.rl.stages import build_context, check_rl_config, pretrain_dir, pret
 COLUMNS = ("GEdit G_O", "GenEval", "WISE")   # Table 8's order (DPG has no shapes-world analogue)
 EVAL_TASKS = ("geneval", "wise", "edit")
 
-# evaluate(params, out_dir) -> {column: score}
-Evaluate = Callable[[object, str], dict]
+# evaluate(params, out_dir, sample_seed) -> {column: score}
+Evaluate = Callable[[object, str, int], dict]
 
 
 def suite_evaluator(config, ctx, workdir: str) -> Evaluate:
@@ -42,13 +44,14 @@ def suite_evaluator(config, ctx, workdir: str) -> Evaluate:
   graphdef = nnx.split(nnx.eval_shape(lambda: decoder_fn(config)(nnx.Rngs(0))))[0]
   holder = {}
 
-  def run(params, out_dir: str) -> dict:
+  def run(params, out_dir: str, sample_seed: int) -> dict:
     if "model" not in holder:
       sampler = CompiledSampler(graphdef, params, config, mesh=ctx.mesh, rules=ctx.rules)
       holder["model"] = ArmModel(sampler, load_text_tokenizer(config, workdir), ctx.codec, config)
     # Same shapes and shardings: the compiled prefill/decode are reused for every run.
     holder["model"].sampler.params = params
-    metrics = evaluate(config, holder["model"], out_dir, tasks=EVAL_TASKS).metrics
+    metrics = evaluate(config, holder["model"], out_dir, tasks=EVAL_TASKS,
+                       sample_seed=sample_seed).metrics
     return {k: float(v) for k, v in metrics["headline"].items()}
   return run
 
@@ -76,23 +79,20 @@ def _save(path: str, data: dict) -> None:
 
 
 def run_seed(ctx, plans: list[StagePlan], init_params, evaluate: Evaluate, seed_dir: str,
-             log=print, sft: dict | None = None) -> dict:
+             log=print, *, sample_seed: int) -> dict:
   """Every Table-8 run for one seed -> {label: {column: score, "rl_s": seconds}}.
 
-  sft: SFT's scores if already known (the eval suite's sampling seed is fixed, so SFT scores
-  the same for every RL seed and is evaluated once).
+  Every run, SFT included, is scored with the same sample_seed.
   """
   os.makedirs(seed_dir, exist_ok=True)
   path = os.path.join(seed_dir, "scores.json")
   scores = _load(path)
-  if sft is not None and "SFT" not in scores:
-    scores["SFT"] = dict(sft)
 
   def record(label: str, params, rl_seconds: float) -> None:
     if label in scores:
       return
     t = time.perf_counter()
-    scores[label] = evaluate(params, os.path.join(seed_dir, "eval", _slug(label)))
+    scores[label] = evaluate(params, os.path.join(seed_dir, "eval", _slug(label)), sample_seed)
     scores[label].update(rl_s=rl_seconds, eval_s=time.perf_counter() - t)
     _save(path, scores)
     log(f"  seed {ctx.seed} {label}: " + ", ".join(
@@ -172,9 +172,10 @@ def write_table(table: dict, out_dir: str, meta: dict) -> str:
   text = "\n".join([
       "# RL study: Table 8 on the shapes world", "",
       f"Seeds {meta['seeds']}; schedule {meta['stages']}; mean +/- std over seeds (ddof 1), "
-      f"(paired delta vs SFT). G_O on GEdit's 0-10 scale, GenEval and WISE in 0-1. SFT is one "
-      f"checkpoint scored with the eval suite's fixed sampling seed (std 0); RL rows vary with "
-      f"the RL seed (rollout sampling and prompt order).", "",
+      f"(paired delta vs SFT). G_O on GEdit's 0-10 scale, GenEval and WISE in 0-1. Seed s "
+      f"scores every run on the same items with sampling seed eval.seed + s: the SFT row's std "
+      f"is the eval's sampling noise; RL rows also vary with the RL seed (rollout sampling and "
+      f"prompt order).", "",
       *rows, "", "## Cross-task synergy (delta vs SFT, mean +/- std over seeds)", "",
       *synergy_lines(table), "",
       f"Wall time: {meta['seconds']:.0f} s.", ""])
@@ -239,9 +240,8 @@ def rl_study(config, workdir: str, out_dir: str, *, evaluate: Evaluate | None = 
   for s in seeds:
     log(f"rl-study seed {s}")
     ctx.seed = s
-    sft = next((v["SFT"] for v in per_seed.values()), None)
     per_seed[s] = run_seed(ctx, plans, init, evaluate, os.path.join(out_dir, f"seed_{s}"), log,
-                           sft=sft)
+                           sample_seed=int(config.eval.seed) + s)
   runs = study_runs(plans)
   table = aggregate(per_seed, list(runs))
   meta = {"seeds": seeds, "stages": [[p.kind, p.steps] for p in plans],

@@ -127,3 +127,26 @@ def test_several_samples_per_prompt(tmp_path):
   assert all(len(paths) == 2 for _, paths in outputs)
   first, second = (bf.load_image(p) for p in outputs[0][1])
   assert not np.array_equal(first, second)      # another seed, another sample
+
+
+class _SeedRecorder(OracleModel):
+  def __init__(self, sets):
+    super().__init__(sets)
+    self.calls = []
+
+  def generate(self, prompts, seed):
+    self.calls.append((tuple(prompts), seed))
+    return super().generate(prompts, seed)
+
+
+def test_sample_seed_reseeds_sampling_but_keeps_the_items(config, tmp_path):
+  runs = {}
+  for sample_seed in (None, 99):
+    model = _SeedRecorder(build_sets(config))
+    evaluate(config, model, str(tmp_path / str(sample_seed)), tasks=("wise",),
+             sample_seed=sample_seed)
+    runs[sample_seed] = model.calls
+  (default_prompts, default_seed), = runs[None]
+  (prompts, seed), = runs[99]
+  assert default_seed == config.eval.seed and seed == 99
+  assert prompts == default_prompts

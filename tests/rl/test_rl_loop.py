@@ -75,18 +75,20 @@ def test_study_runs_every_table_row_and_resumes(ctx, tmp_path):
   from arm_jax.rl import study
   calls = []
 
-  def fake_eval(params, out_dir):
-    calls.append(out_dir)
+  def fake_eval(params, out_dir, sample_seed):
+    calls.append((out_dir, sample_seed))
     x = float(np.asarray(jax.tree.leaves(params)[0]).mean())
     return {"GenEval": x, "WISE": 2 * x, "GEdit G_O": 10 * x}
 
   plans = schedule.parse_stages((("t2i", 1), ("edit", 1)))
   seed_dir = str(tmp_path / "seed_0")
-  scores = study.run_seed(ctx, plans, _init(ctx), fake_eval, seed_dir, log=lambda s: None)
+  scores = study.run_seed(ctx, plans, _init(ctx), fake_eval, seed_dir, log=lambda s: None,
+                          sample_seed=1234)
   assert list(scores) == ["SFT", "T2I-RL", "T2I->Edit", "Edit-RL"]
   assert scores["T2I-RL"]["GenEval"] != scores["SFT"]["GenEval"]
-  assert len(calls) == 4
-  again = study.run_seed(ctx, plans, _init(ctx), fake_eval, seed_dir, log=lambda s: None)
+  assert len(calls) == 4 and {seed for _, seed in calls} == {1234}   # SFT too: paired draws
+  again = study.run_seed(ctx, plans, _init(ctx), fake_eval, seed_dir, log=lambda s: None,
+                         sample_seed=1234)
   assert again == scores and len(calls) == 4          # finished runs are neither trained nor scored
   table = study.aggregate({0: scores}, list(schedule.study_runs(plans)))
   text = study.write_table(table, str(tmp_path), {"seeds": [0], "stages": [], "seconds": 1.0})
