@@ -42,6 +42,9 @@ fails and it surfaces at the next save), the previous checkpoint intact, restora
   test_disk_full_on_save_keeps_previous_checkpoint (injected ENOSPC, sync and async),
   test_disk_full_while_training_stops_in_one_line_and_resumes (the train loop),
   test_disk_full_on_a_tiny_tmpfs (a real full filesystem; skipped where no private mount)
+disk full on a metrics write -> one-line MetricsWriteError naming the step and file; the rows
+already written stay readable and a rerun appends after them
+  tests/train/test_metrics_log.py test_disk_full_on_metrics_write_is_one_line_and_earlier_rows_survive
 
 Training runs use the tiny f32 decoder of the other train tests on one device, a few steps each.
 """

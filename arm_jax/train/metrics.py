@@ -12,6 +12,12 @@ import jax
 import numpy as np
 from clu import metrics as clu_metrics
 
+from arm_jax.errors import UserError
+
+
+class MetricsWriteError(UserError):
+  """The metrics file could not be written (disk full, read-only or removed directory)."""
+
 
 def import_tensorboardx():
   """The tensorboardX package, imported without torch.
@@ -45,7 +51,8 @@ class MetricsLog:
     if jax.process_index() == 0:
       self.writer = _summary_writer(os.path.join(workdir, "tb", stage))
       os.makedirs(os.path.join(workdir, "metrics"), exist_ok=True)
-      self.jsonl = open(os.path.join(workdir, "metrics", f"{stage}.jsonl"), "a")
+      self.path = os.path.join(workdir, "metrics", f"{stage}.jsonl")
+      self.jsonl = open(self.path, "a")
 
   def update(self, step_metrics: dict) -> None:
     for name, value in step_metrics.items():
@@ -64,8 +71,15 @@ class MetricsLog:
       return
     for name, value in values.items():
       self.writer.add_scalar(f"{self.stage}/{name}", value, step)
-    self.jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
-    self.jsonl.flush()
+    try:
+      self.jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
+      self.jsonl.flush()
+    except OSError as e:
+      # A row cut short here is skipped by read_jsonl, so the rerun appends cleanly.
+      raise MetricsWriteError(
+          f"cannot write metrics at step {step} to {self.path} ({e.strerror or e}); free disk "
+          f"space or fix the directory, then rerun the same command: it resumes from the last "
+          f"checkpoint") from e
 
   def close(self) -> None:
     if self.writer is not None:
