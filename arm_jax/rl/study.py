@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from arm_jax.rl.loop import run_schedule
+from arm_jax.rl.loop import collect, run_schedule
 from arm_jax.rl.schedule import StagePlan, parse_stages, run_label, study_runs
 from arm_jax.rl.stages import build_context, check_rl_config, pretrain_dir, pretrained_params
 
@@ -109,6 +109,28 @@ def run_seed(ctx, plans: list[StagePlan], init_params, evaluate: Evaluate, seed_
       record(run_label(chain[:chain.index(plan) + 1]), params, time.perf_counter() - start)
     run_schedule(ctx, chain, os.path.join(seed_dir, name), init_params, on_stage=on_stage)
   return scores
+
+
+def heldout_reward(ctx, spec, params, kind: str, batches: int, seed: int) -> dict[str, float]:
+  """Mean rollout reward of params on RL prompts of one task -> {"reward", "reward_se", parts}.
+
+  The prompts are `batches` RL batches drawn with RL seed `seed` (pick one no training run used)
+  and sampled as RL samples them, so this is the score RL optimises, on prompts it never saw:
+  denser than the eval's pass/fail G_SC. reward_se is the standard error over batches.
+  """
+  if kind not in ("t2i", "edit"):
+    raise ValueError(f"kind must be 't2i' or 'edit', not {kind!r}")
+  saved, ctx.seed = ctx.seed, seed
+  try:
+    rows = [collect(ctx, spec, params, StagePlan(1, kind, batches), it)[1]
+            for it in range(batches)]
+  finally:
+    ctx.seed = saved
+  out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith("reward/")}
+  totals = np.array([r["reward"] for r in rows])
+  out["reward"] = float(totals.mean())
+  out["reward_se"] = float(totals.std(ddof=1) / np.sqrt(len(totals))) if len(totals) > 1 else 0.0
+  return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,3 +94,22 @@ def test_study_runs_every_table_row_and_resumes(ctx, tmp_path):
   text = study.write_table(table, str(tmp_path), {"seeds": [0], "stages": [], "seconds": 1.0})
   assert "| T2I->Edit |" in text and "Edit-RL -> GenEval (other task)" in text
   assert os.path.exists(study.plot_curves(str(tmp_path), [0], schedule.study_runs(plans)))
+
+
+def test_heldout_reward_is_deterministic_and_leaves_the_seed(ctx):
+  from arm_jax.rl import study
+  from arm_jax.train.pretrain import decoder_fn
+  from arm_jax.train.state import create_state
+  params = _init(ctx)
+  _, spec = create_state(decoder_fn(ctx.config), loop._optimizer(ctx), ctx.mesh, ctx.rules, 0,
+                         params=params)
+  before = ctx.seed
+  a = study.heldout_reward(ctx, spec, params, "edit", 2, seed=999)
+  assert ctx.seed == before
+  assert a == study.heldout_reward(ctx, spec, params, "edit", 2, seed=999)
+  assert {"reward", "reward_se", "reward/consistency"} <= set(a) and 0 <= a["reward"] <= 1
+  assert a["reward_se"] > 0
+  t2i = study.heldout_reward(ctx, spec, params, "t2i", 2, seed=999)
+  assert "reward/consistency" not in t2i and "reward/adherence" in t2i
+  with pytest.raises(ValueError, match="kind"):
+    study.heldout_reward(ctx, spec, params, "joint", 1, seed=999)
