@@ -37,8 +37,6 @@ def _context(cfg, workdir: str):
   from arm_jax.model.transformer import ModelConfig
   from arm_jax.rl.codec import PatchColorCodec
   from arm_jax.rl.prompts import PromptSource
-  from arm_jax.train.pretrain import decoder_fn
-  from arm_jax.train.state import create_state
   vocab = ModelConfig.from_config(cfg.model).vocab
   codec = PatchColorCodec.from_config(cfg)
   words = lambda text: [zlib.crc32(w.encode()) % cfg.model.text_vocab_size for w in text.split()]
@@ -46,16 +44,13 @@ def _context(cfg, workdir: str):
   ctx = loop.RLContext(cfg, shd.make_mesh(cfg.mesh), shd.rules_of(cfg.mesh), codec,
                        PromptSource(cfg, vocab, words, codec.encode), (side, side),
                        log=lambda s: None)
-  state, _ = create_state(decoder_fn(cfg), loop._optimizer(ctx), ctx.mesh, ctx.rules, 0)
+  state, _ = loop.policy_state(ctx, 0)
   return ctx, state["params"], "random init + stand-in codec"
 
 
 def measure(ctx, params, kind: str, iterations: int) -> dict:
-  from arm_jax.train.pretrain import decoder_fn
-  from arm_jax.train.state import create_state
   plan = StagePlan(1, kind, iterations + 1)
-  state, spec = create_state(decoder_fn(ctx.config), loop._optimizer(ctx), ctx.mesh, ctx.rules,
-                             0, params=params)
+  state, spec = loop.policy_state(ctx, 0, params)
   ref = jax.tree.map(lambda x: x.copy(), state["params"])
   step_fn = loop._step_fn(ctx, spec)
   rows = []

@@ -19,8 +19,6 @@ from arm_jax.interop.checkpoint_params import restore_params
 from arm_jax.rl import loop
 from arm_jax.rl.stages import build_context, pretrained_params
 from arm_jax.rl.study import heldout_reward
-from arm_jax.train.pretrain import decoder_fn
-from arm_jax.train.state import create_state
 
 
 def main():
@@ -35,8 +33,7 @@ def main():
   cfg = load_config(args.config, overrides)
   ctx = build_context(cfg, args.workdir, log=lambda s: None)
   sft = pretrained_params(cfg, args.workdir, ctx.mesh, ctx.rules)
-  _, spec = create_state(decoder_fn(cfg), loop._optimizer(ctx), ctx.mesh, ctx.rules, 0,
-                         params=sft)
+  _, spec = loop.policy_state(ctx, 0, sft)
   print(f"{'task':5} {'reward':>7} {'+/- se':>7}  checkpoint")
   for name in ["SFT"] + args.checkpoints:
     params = sft if name == "SFT" else restore_params(name, cfg, ctx.mesh, ctx.rules)

@@ -88,6 +88,15 @@ def _optimizer(ctx: RLContext):
   return ctx._cache["tx"]
 
 
+def policy_state(ctx: RLContext, seed: int, params=None):
+  """The policy's train state (params, AdamW state, step) and its spec, on ctx's mesh.
+
+  params None -> a fresh init from seed; else those params (seed then only keys the state).
+  """
+  return create_state(decoder_fn(ctx.config), _optimizer(ctx), ctx.mesh, ctx.rules, seed,
+                      params=params)
+
+
 def _step_fn(ctx: RLContext, spec):
   if "step" not in ctx._cache:
     tcfg = rl_hparams(ctx.config)
@@ -212,8 +221,7 @@ def run_stage(ctx: RLContext, plan: StagePlan, workdir: str, init_params, sigter
   """Runs (or resumes) one stage to plan.steps iterations -> (params, last logged metrics)."""
   config = ctx.config
   tcfg = rl_hparams(config)
-  state, spec = create_state(decoder_fn(config), _optimizer(ctx), ctx.mesh, ctx.rules, ctx.seed,
-                             params=init_params)
+  state, spec = policy_state(ctx, ctx.seed, init_params)
   # The reference is the policy this stage starts from, in its own buffers (the step donates).
   ref = jax.jit(lambda p: jax.tree.map(jnp.copy, p),
                 out_shardings=spec.shardings["params"])(state["params"])

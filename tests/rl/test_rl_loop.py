@@ -38,9 +38,7 @@ def ctx():
 
 
 def _init(ctx):
-  from arm_jax.train.pretrain import decoder_fn
-  from arm_jax.train.state import create_state
-  state, _ = create_state(decoder_fn(ctx.config), loop._optimizer(ctx), ctx.mesh, ctx.rules, 3)
+  state, _ = loop.policy_state(ctx, 3)
   return state["params"]
 
 
@@ -98,11 +96,8 @@ def test_study_runs_every_table_row_and_resumes(ctx, tmp_path):
 
 def test_heldout_reward_is_deterministic_and_leaves_the_seed(ctx):
   from arm_jax.rl import study
-  from arm_jax.train.pretrain import decoder_fn
-  from arm_jax.train.state import create_state
   params = _init(ctx)
-  _, spec = create_state(decoder_fn(ctx.config), loop._optimizer(ctx), ctx.mesh, ctx.rules, 0,
-                         params=params)
+  _, spec = loop.policy_state(ctx, 0, params)
   before = ctx.seed
   a = study.heldout_reward(ctx, spec, params, "edit", 2, seed=999)
   assert ctx.seed == before
