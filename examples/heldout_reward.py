@@ -30,6 +30,9 @@ def main():
   parser.add_argument("--tasks", default="t2i,edit")
   parser.add_argument("checkpoints", nargs="*", help="RL step dirs to score beside SFT")
   args, overrides = parser.parse_known_args()
+  tasks = args.tasks.split(",")
+  if not set(tasks) <= {"t2i", "edit"}:
+    parser.error(f"--tasks {args.tasks!r}: choose from t2i, edit (comma-separated)")
   cfg = load_config(args.config, overrides)
   ctx = build_context(cfg, args.workdir, log=lambda s: None)
   sft = pretrained_params(cfg, args.workdir, ctx.mesh, ctx.rules)
@@ -37,7 +40,7 @@ def main():
   print(f"{'task':5} {'reward':>7} {'+/- se':>7}  checkpoint")
   for name in ["SFT"] + args.checkpoints:
     params = sft if name == "SFT" else restore_params(name, cfg, ctx.mesh, ctx.rules)
-    for kind in args.tasks.split(","):
+    for kind in tasks:
       r = heldout_reward(ctx, spec, params, kind, args.batches, args.seed)
       print(f"{kind:5} {r['reward']:7.4f} {r['reward_se']:7.4f}  {name}", flush=True)
 
