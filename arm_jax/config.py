@@ -242,8 +242,9 @@ def _rl() -> mc.ConfigDict:
       edit_temperature=1.0,
       top_k=1000,
       # (reward name, weight): each row's reward is the weighted mean of those that apply to
-      # its task (rl/rewards.py registry; register your own there).
-      rewards=(("quality", 0.2), ("adherence", 1.0), ("consistency", 1.0)),
+      # its task (rl/rewards.py registry; register your own there). Editing weighs consistency
+      # (the edit itself) over adherence, which an unedited copy of the source mostly satisfies.
+      rewards=(("quality", 0.2), ("adherence", 1.0), ("consistency", 2.0)),
       # Python modules imported before rl.rewards is read, so rewards they register (with
       # arm_jax.rl.rewards.register_reward) can be named there from the command line.
       reward_modules=(),

@@ -157,19 +157,29 @@ def _split_cells(scene: world.Scene, cells: set) -> tuple[list, list]:
   return inside, [o for o in scene.objects if (o.row, o.col) not in cells]
 
 
-# What "the change was made" checks in the touched cells: a recolor is judged on colour alone
-# (a wrong shape is the adherence reward's business), an add/remove/move on the whole object.
+# The attribute a recolor / resize must change; a touched cell whose object lacks it is unedited.
 _CHANGED = {"recolor": ("color",), "resize": ("size",)}
+
+
+def _cell_change(want: world.Obj | None, got: world.Obj | None, kind: str) -> float:
+  """One cell the edit touches: 1 for the target's object (or nothing where the edit empties
+  the cell); 0 for a missing or extra object, or one without the edit's change (the source's
+  own object); else the fraction of shape, colour and size that are right."""
+  if want is None or got is None:
+    return float(want is None and got is None)
+  if any(getattr(want, a) != getattr(got, a) for a in _CHANGED.get(kind, ())):
+    return 0.0
+  return float(np.mean([getattr(want, a) == getattr(got, a) for a in ("shape", "color", "size")]))
 
 
 @register_reward("consistency", tasks=("edit",))
 def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
-  """Editing: mean of "the change was made" and "everything else was kept".
+  """Editing: "the change was made" x "everything else was kept", like GEdit's G_SC.
 
-  change: the target's objects in the cells the edit touches vs what was found there, on the
-  attributes the edit changes; kept: the source's other objects vs what was found in the other
-  cells (an object added or lost there counts against it). Copying the source scores 0.5; only
-  the right edit scores 1.
+  change: mean over the cells the edit touches of _cell_change; kept: the source's other
+  objects vs what was found in the other cells (an object added or lost there counts against
+  it). Copying the source scores 0, as G_SC does, so it can never beat trying the edit: with
+  the mean of the two instead (copy = 0.5) RL learned to copy better and stopped editing.
   """
   out = []
   for image, p in zip(images, prompts):
@@ -177,11 +187,11 @@ def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray
       raise UserError("the 'consistency' reward needs editing prompts (source scene and edit)")
     touched = {(o.row, o.col) for o in (p.edit.before, p.edit.after) if o is not None}
     found = parse(image, p.target.grid).scene()
-    want_in, _ = _split_cells(p.target, touched)
+    want, got = ({(o.row, o.col): o for o in s.objects} for s in (p.target, found))
+    change = np.mean([_cell_change(want.get(c), got.get(c), p.edit.kind) for c in touched])
     _, keep = _split_cells(p.source, touched)
-    got_in, got_out = _split_cells(found, touched)
-    changed = _CHANGED.get(p.edit.kind, ATTRIBUTES)
-    out.append(0.5 * (match_score(want_in, got_in, changed) + match_score(keep, got_out)))
+    _, got_out = _split_cells(found, touched)
+    out.append(change * match_score(keep, got_out))
   return np.asarray(out, np.float32)
 
 

@@ -49,15 +49,19 @@ def test_adherence_and_quality_on_rendered_images():
 def test_consistency_on_edits():
   recolor = Edit("recolor", B, dataclasses.replace(B, color="white"))
   remove = Edit("remove", A, None)
+  move = Edit("move", B, dataclasses.replace(B, row=2, col=2))
   metas = [PromptMeta("edit", "instr", apply_edit(SCENE, e), source=SCENE, edit=e)
-           for e in (recolor, remove)]
+           for e in (recolor, remove, move)]
   done = [_img(*m.target.objects) for m in metas]
   source = _img(A, B)
-  images = np.stack(done + [source, source, _img(A, recolor.after, C)])
-  got = rewards.consistency(images, metas + metas[:2] + metas[:1])
-  # right edits: 1; copying the source: change 0, kept 1; right recolor plus a stray object: kept
-  # = 1 matched of max(1 wanted, 2 found)
-  np.testing.assert_allclose(got, [1.0, 1.0, 0.5, 0.5, 0.75], atol=1e-6)
+  white_circle = dataclasses.replace(B, color="white", shape="circle")
+  images = np.stack(done + [source] * 3 + [_img(A, recolor.after, C), _img(A, white_circle),
+                                           _img(A, B, move.after)])
+  got = rewards.consistency(images, metas * 2 + metas[:1] * 2 + metas[2:])
+  # right edits: 1. Copying the source: 0 whatever the edit. Right recolor plus a stray object:
+  # change 1 x kept 1 matched of max(1 wanted, 2 found). Recolored but drawn as a circle: 2 of
+  # 3 attributes right. A move that leaves the object where it was too: 1 of 2 cells right.
+  np.testing.assert_allclose(got, [1, 1, 1, 0, 0, 0, 0.5, 2 / 3, 0.5], atol=1e-6)
 
 
 def test_score_weights_tasks_and_errors():
@@ -68,8 +72,8 @@ def test_score_weights_tasks_and_errors():
                                (("adherence", 1.0), ("consistency", 1.0)))
   assert np.isnan(parts["consistency"][0])              # consistency does not apply to T2I
   assert total[0] == pytest.approx(1.0)
-  # edit row copying the source: adherence 0.875, consistency 0.5 -> mean 0.6875
-  assert total[1] == pytest.approx(0.6875)
+  # edit row copying the source: adherence 0.875, consistency 0 -> mean 0.4375
+  assert total[1] == pytest.approx(0.4375)
   with pytest.raises(UserError, match="unknown reward 'beauty'"):
     rewards.score(images, [_t2i()] * 2, (("beauty", 1.0),))
   with pytest.raises(UserError, match="task 't2i'"):
