@@ -2,7 +2,9 @@
 
 - OracleModel draws exactly what each eval item asks for (its reference / target scene) and
   answers every question correctly; with `noise`/`blur` it imitates a blurry decoder. The suite's
-  scores on it are the ceiling (1.0 / 10.0 when undegraded).
+  scores on it are the ceiling (1.0 / 10.0 when undegraded). With `codec` (a visual tokenizer:
+  encode(images) -> codes, decode(codes) -> images) each drawing goes through it: the ceiling of
+  any model that writes that tokenizer's codes.
 - WrongModel draws the wrong thing (other colours, shapes and cells), returns edits unedited and
   gets every answer wrong. Scores on it are the floor. Every scorer must separate the two.
 They look items up by prompt text and by source image bytes, so they only know the eval sets.
@@ -43,9 +45,9 @@ class _Lookup:
 class OracleModel:
   """Draws each item's reference scene; `noise` (pixel std) and `blur` (px) degrade it."""
 
-  def __init__(self, sets: EvalSets, noise: float = 0.0, blur: float = 0.0):
+  def __init__(self, sets: EvalSets, noise: float = 0.0, blur: float = 0.0, codec=None):
     self.lookup = _Lookup(sets)
-    self.noise, self.blur = noise, blur
+    self.noise, self.blur, self.codec = noise, blur, codec
 
   def _draw(self, scene: world.Scene, hw, rng: np.random.Generator) -> np.ndarray:
     image = world.render(scene, *hw).astype(np.float32)
@@ -53,7 +55,10 @@ class OracleModel:
       image = ndimage.gaussian_filter(image, (self.blur, self.blur, 0))
     if self.noise:
       image = image + rng.normal(0.0, self.noise, image.shape)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    if self.codec is not None:
+      image = np.asarray(self.codec.decode(self.codec.encode(image[None]))[0], np.uint8)
+    return image
 
   def generate(self, prompts, seed):
     rng = np.random.default_rng(seed)

@@ -12,6 +12,7 @@ from arm_jax.eval import benchmark_files as bf
 from arm_jax.eval import geneval
 from arm_jax.eval.detector import parse_image
 from arm_jax.eval.reference_models import OracleModel, WrongModel
+from arm_jax.rl.codec import PatchColorCodec
 from arm_jax.eval.sets import build_sets, prompt_keys
 from arm_jax.eval.suite import evaluate, run_eval
 
@@ -53,6 +54,18 @@ def test_blurry_oracle_keeps_semantics_and_loses_quality(config, tmp_path):
   assert metrics["edit"]["G_SC"] >= 9.0
   assert 5.0 < metrics["edit"]["G_PQ"] < 10.0
   assert "wise" not in metrics and "understanding" not in metrics
+
+
+def test_oracle_through_a_codec_scores_what_the_codec_keeps(config, tmp_path):
+  """A coarse tokenizer (each 16 px patch's mean colour on 2 levels) loses the shapes: the
+  oracle drawn through it scores far below the exact oracle."""
+  codec = PatchColorCodec(patch=16, levels=2)
+  model = OracleModel(build_sets(config), codec=codec)
+  metrics = evaluate(config, model, str(tmp_path), tasks=("geneval", "edit")).metrics
+  assert metrics["geneval"]["overall"] < 0.5 and metrics["edit"]["G_O"] < 5.0
+  fine = OracleModel(build_sets(config), codec=PatchColorCodec(patch=1, levels=256))
+  metrics = evaluate(config, fine, str(tmp_path / "fine"), tasks=("edit",)).metrics
+  assert metrics["edit"]["G_O"] == 10.0   # a lossless codec changes nothing
 
 
 def test_outputs_are_in_the_benchmarks_formats(oracle_run, config):
