@@ -169,7 +169,7 @@ def _cell_change(want: world.Obj | None, got: world.Obj | None, kind: str) -> fl
     return float(want is None and got is None)
   if any(getattr(want, a) != getattr(got, a) for a in _CHANGED.get(kind, ())):
     return 0.0
-  return float(np.mean([getattr(want, a) == getattr(got, a) for a in ("shape", "color", "size")]))
+  return _agreement(want, got, ("shape", "color", "size"))
 
 
 @register_reward("consistency", tasks=("edit",))

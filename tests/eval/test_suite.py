@@ -12,9 +12,9 @@ from arm_jax.eval import benchmark_files as bf
 from arm_jax.eval import geneval
 from arm_jax.eval.detector import parse_image
 from arm_jax.eval.reference_models import OracleModel, WrongModel
-from arm_jax.rl.codec import PatchColorCodec
 from arm_jax.eval.sets import build_sets, prompt_keys
 from arm_jax.eval.suite import evaluate, run_eval
+from arm_jax.rl.codec import PatchColorCodec
 
 SMALL = ["--config.eval.num_geneval=12", "--config.eval.num_wise=6", "--config.eval.num_edit=10",
          "--config.eval.num_und=10"]
