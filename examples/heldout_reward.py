@@ -13,8 +13,11 @@ with every cell, so it shows whether RL improved what it was trained on. Config 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from arm_jax.config import load_config
+from arm_jax.errors import UserError
 from arm_jax.interop.checkpoint_params import restore_params
 from arm_jax.rl import loop
 from arm_jax.rl.stages import build_context, pretrained_params
@@ -46,4 +49,7 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except UserError as e:   # a missing checkpoint, a bad --config key: one line, not a traceback
+    sys.exit(f"{os.path.basename(__file__)}: error: {e}")

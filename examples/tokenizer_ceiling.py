@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
 from arm_jax.config import load_config
 from arm_jax.decode.loading import load_codec
+from arm_jax.errors import UserError
 from arm_jax.eval.reference_models import OracleModel
 from arm_jax.eval.sets import build_sets
 from arm_jax.eval.suite import evaluate
@@ -38,4 +40,7 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except UserError as e:   # a missing checkpoint, a bad --config key: one line, not a traceback
+    sys.exit(f"{os.path.basename(__file__)}: error: {e}")
