@@ -164,8 +164,8 @@ def rl_batch(config) -> dict:
   sds = jax.ShapeDtypeStruct
   return {"tokens": sds((rows, length), jnp.int32), "valid": sds((rows, length), jnp.bool_),
           **{k: sds((rows, length - 1), jnp.float32) for k in ("loss_mask", "old_logp",
-                                                               "ref_logp")},
-          "temperature": sds((rows,), jnp.float32), "advantages": sds((rows,), jnp.float32)}
+                                                               "ref_logp", "advantages")},
+          "temperature": sds((rows,), jnp.float32)}
 
 
 def compile_rl(config, mesh, topo, advice: str) -> CompiledStep:

@@ -234,6 +234,10 @@ def _rl() -> mc.ConfigDict:
       clip_eps=0.2,             # epsilon of the clipped ratio
       updates_per_batch=2,      # mu: optimizer steps on each rollout batch
       advantage="grpo",         # grpo | dr_grpo | rloo (rl/advantages.py registry)
+      # Editing tokens also get this times the advantage of the scene cell they draw (kept
+      # object intact / requested change made, normalised over the group; rl/credit.py).
+      # 0 = plain GRPO: one advantage per sample.
+      cell_credit=0.0,
       lr=1e-5,                  # constant after warmup; other AdamW settings from `train`
       warmup_steps=0,           # in RL iterations
       grad_accum=1,

@@ -2,7 +2,8 @@
 
 For a rollout batch of P prompts x G samples, with per-token log-probs of the policy being
 trained (logp), of the policy that drew the samples (old_logp, fixed for all mu updates) and of
-the frozen reference (ref_logp), and one advantage A per sample:
+the frozen reference (ref_logp), and one advantage A per sample (or per token, with
+rl.cell_credit: arm_jax/rl/credit.py):
 
     ratio  = exp(logp - old_logp)
     policy = min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)
@@ -87,17 +88,18 @@ def clipped_objective(logp: jax.Array, old_logp: jax.Array, adv_b: jax.Array,
                       eps: float) -> tuple[jax.Array, jax.Array]:
   """Per-token PPO/GRPO surrogate (to maximise) and whether the clip was active.
 
-  logp, old_logp [B, L]; adv_b [B] -> ([B, L] objective, [B, L] bool clipped).
+  logp, old_logp [B, L]; adv_b [B] (one per sample) or [B, L] (per token, rl/credit.py)
+  -> ([B, L] objective, [B, L] bool clipped).
   """
   ratio = jnp.exp(logp - old_logp)
-  adv = adv_b[:, None]
+  adv = adv_b[:, None] if adv_b.ndim == 1 else adv_b
   unclipped = ratio * adv
   clipped = jnp.clip(ratio, 1.0 - eps, 1.0 + eps) * adv
   return jnp.minimum(unclipped, clipped), clipped < unclipped
 
 
 def grpo_token_loss(logp, old_logp, ref_logp, adv_b, mask, *, clip_eps: float, beta: float):
-  """The GRPO loss from log-probs: all [B, L] float32 except adv_b [B]. -> (loss, metrics)."""
+  """The GRPO loss from log-probs: all [B, L] float32, adv_b [B] or [B, L]. -> (loss, metrics)."""
   mask = mask.astype(jnp.float32)
   n = jnp.maximum(mask.sum(), 1.0)
   objective, was_clipped = clipped_objective(logp, old_logp, adv_b, clip_eps)
@@ -114,7 +116,7 @@ def grpo_loss(model, batch: dict, rng: jax.Array, *, cfg: GRPOConfig, vocab: Voc
   """A `LossFn` for the shared train step.
 
   batch: tokens [B, T] int32 (right-padded); loss_mask, old_logp, ref_logp [B, T-1] float32;
-  advantages, temperature [B] float32 (temperature optional). Without
+  advantages [B] or [B, T-1] float32; temperature [B] float32 (optional). Without
   old_logp the update is on-policy (mu = 1): old = stop_gradient(logp), ratio exactly 1, which
   saves the separate forward pass that would compute the same numbers.
   """

@@ -30,7 +30,7 @@ from arm_jax import sharding as shd
 from arm_jax.errors import Preempted, UserError
 from arm_jax.model.transformer import ModelConfig
 from arm_jax.rl import advantages as adv_lib
-from arm_jax.rl import grpo, rewards
+from arm_jax.rl import credit, grpo, rewards
 from arm_jax.rl.prompts import PromptSource
 from arm_jax.rl.rollouts import Codec, Sampler, images_of
 from arm_jax.rl.schedule import StagePlan, split_prompts
@@ -75,7 +75,7 @@ def rl_hparams(config) -> mc.ConfigDict:
 
 _NO_DECAY = 2**30   # with end_lr_factor 1 the cosine is flat; the horizon only has to be long
 _BATCH_NDIM = {"tokens": 2, "loss_mask": 2, "old_logp": 2, "ref_logp": 2,
-               "temperature": 1, "advantages": 1}
+               "temperature": 1, "advantages": 2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +184,10 @@ def collect(ctx: RLContext, spec, params, plan: StagePlan, it: int) -> tuple[dic
   metas = [p.meta for p in prompts for _ in range(g)]
   total, parts = rewards.score(images, metas, r.rewards)
   t4 = time.perf_counter()
-  roll["advantages"] = np.asarray(adv_lib.compute_advantages(r.advantage, total, g))
+  sample_adv = np.asarray(adv_lib.compute_advantages(r.advantage, total, g))
+  cell_adv, cells, cell_metrics = _cell_credit(ctx, images, metas)
+  roll["advantages"] = credit.token_advantages(sample_adv, roll["loss_mask"], cell_adv, cells,
+                                               r.cell_credit)
   metrics = {"reward": float(total.mean()), "time_prompts_s": t1 - t0,
              "time_sample_s": t2 - t1, "time_decode_s": t3 - t2, "time_score_s": t4 - t3,
              "rollout_tokens": float(roll["loss_mask"].sum())}
@@ -194,7 +197,22 @@ def collect(ctx: RLContext, spec, params, plan: StagePlan, it: int) -> tuple[dic
   for name, values in parts.items():
     if np.isfinite(values).any():
       metrics[f"reward/{name}"] = float(np.nanmean(values))
-  return roll, metrics
+  return roll, metrics | cell_metrics
+
+
+def _cell_credit(ctx: RLContext, images: np.ndarray, metas: list):
+  """Per-cell advantages of the editing rows (rl/credit.py) -> ([B, cells] NaN elsewhere,
+  [h*w] cell of each code, metrics); (None, None, {}) when rl.cell_credit is 0 or no row edits.
+  Editing rows come in whole prompt groups (collect lays tasks out group by group)."""
+  r = ctx.config.rl
+  rows = np.array([i for i, m in enumerate(metas) if m.task == "edit"], np.int64)
+  if r.cell_credit == 0 or not len(rows):
+    return None, None, {}
+  scores = credit.edit_cell_scores(images[rows], [metas[i] for i in rows])
+  grid = scores.shape[1]
+  cell_adv = np.full((len(metas), grid * grid), np.nan, np.float32)
+  cell_adv[rows] = credit.cell_advantages(r.advantage, scores, r.group_size)
+  return cell_adv, credit.code_cells(ctx.grid_hw, grid), {"reward/cells": float(scores.mean())}
 
 
 def update(ctx: RLContext, spec, step_fn, state, ref, host_batch: dict):

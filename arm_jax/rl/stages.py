@@ -33,6 +33,9 @@ def check_rl_config(config) -> None:
   rewards.check_weights(config.rl.rewards)
   from arm_jax.rl.advantages import get_advantage
   get_advantage(config.rl.advantage)
+  if not config.rl.cell_credit >= 0:
+    raise UserError(f"rl.cell_credit must be a number >= 0 (0 = one advantage per sample); got "
+                    f"{config.rl.cell_credit}")
 
 
 def build_context(config, workdir: str, *, seed: int | None = None, log=print) -> RLContext:

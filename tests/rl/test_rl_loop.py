@@ -108,3 +108,42 @@ def test_heldout_reward_is_deterministic_and_leaves_the_seed(ctx):
   assert "reward/consistency" not in t2i and "reward/adherence" in t2i
   with pytest.raises(ValueError, match="kind"):
     study.heldout_reward(ctx, spec, params, "joint", 1, seed=999)
+
+
+def test_cell_credit_gives_editing_tokens_their_cell_advantage(ctx, monkeypatch):
+  import dataclasses
+  from arm_jax.rl import credit
+  grid = ctx.config.data.grid
+
+  def scores(images, metas):   # the first sample of each group misses cell 0, the rest get all
+    out = np.ones((len(metas), grid, grid), np.float32)
+    out[::ctx.config.rl.group_size, 0, 0] = 0
+    return out
+  monkeypatch.setattr(credit, "edit_cell_scores", scores)
+  params = _init(ctx)
+  state, spec = loop.policy_state(ctx, 0, params)
+  plan = schedule.StagePlan(1, "joint", 1)
+  contexts = []
+  for weight in (0.0, 1.0):
+    cfg = ctx.config.copy_and_resolve_references()
+    cfg.rl.cell_credit = weight
+    contexts.append(dataclasses.replace(ctx, config=cfg))
+  plain_ctx, dense_ctx = contexts
+  plain, _ = loop.collect(plain_ctx, spec, params, plan, 0)
+  dense, metrics = loop.collect(dense_ctx, spec, params, plan, 0)
+  assert metrics["reward/cells"] == pytest.approx(1 - 1 / (2 * grid * grid))
+  mask = plain["loss_mask"] > 0
+  np.testing.assert_array_equal(dense["advantages"][~mask], 0)
+  # rows are prompt-major, T2I groups first: plain GRPO is one value per row; with cell credit
+  # the T2I rows stay as they were; an editing row's cell-0 tokens move by the cell's advantage
+  per_row = [np.unique(a[m]) for a, m in zip(plain["advantages"], mask)]
+  assert all(len(u) == 1 for u in per_row)
+  t2i = slice(0, ctx.config.rl.group_size)
+  np.testing.assert_array_equal(dense["advantages"][t2i], plain["advantages"][t2i])
+  cells = credit.code_cells(ctx.grid_hw, grid)
+  for row, sign in ((t2i.stop, -1), (t2i.stop + 1, 1)):
+    shift = dense["advantages"][row][mask[row]] - plain["advantages"][row][mask[row]]
+    np.testing.assert_allclose(shift[cells != 0], 0)
+    assert np.all(np.sign(shift[cells == 0]) == sign)
+  state, upd = loop.update(dense_ctx, spec, loop._step_fn(dense_ctx, spec), state, params, dense)
+  assert np.isfinite(upd["loss"])
