@@ -56,9 +56,6 @@ def get_config():
   # GRPO: a short T2I -> edit -> joint schedule; a tiny policy needs a larger lr than the 7B one.
   c.rl.stages = (("t2i", 4), ("edit", 3), ("joint", 3))
   c.rl.lr = 1e-4
-  # Editing tokens also learn from their own scene cell (rl/credit.py): with edits rarely right
-  # at this scale, one advantage per sample hides which cells a rollout got right.
-  c.rl.cell_credit = 1.0
   c.eval.num_geneval = 48
   c.eval.num_wise = 24
   c.eval.num_edit = 32
