@@ -10,7 +10,7 @@ is mostly 0 (edits rarely succeed early on) most samples carry little signal. Wi
 
 where A_cell normalises, across the G samples of the prompt, the score of that scene cell
 (the same advantage estimator as A_sample, rl.advantage): 1/0 for a kept cell that still shows
-the source's object (or stays empty), and rewards._cell_change for a cell the edit touches. A
+the source's object (or stays empty), and rewards.cell_change for a cell the edit touches. A
 cell every sample got equally right or wrong adds nothing. T2I rows keep A_sample alone.
 
 Tokens map to cells by the centre of their patch: code (i, j) of an h x w code grid covers
@@ -38,7 +38,7 @@ def edit_cell_scores(images: np.ndarray, prompts: Sequence[rewards.PromptMeta]) 
     for r in range(grid):
       for c in range(grid):
         cell = (r, c)
-        out[n, r, c] = (rewards._cell_change(want.get(cell), got.get(cell), p.edit.kind)
+        out[n, r, c] = (rewards.cell_change(want.get(cell), got.get(cell), p.edit.kind)
                         if cell in touched else float(got.get(cell) == src.get(cell)))
   return out
 

@@ -161,7 +161,7 @@ def _split_cells(scene: world.Scene, cells: set) -> tuple[list, list]:
 _CHANGED = {"recolor": ("color",), "resize": ("size",)}
 
 
-def _cell_change(want: world.Obj | None, got: world.Obj | None, kind: str) -> float:
+def cell_change(want: world.Obj | None, got: world.Obj | None, kind: str) -> float:
   """One cell the edit touches: 1 for the target's object (or nothing where the edit empties
   the cell); 0 for a missing or extra object, or one without the edit's change (the source's
   own object); else the fraction of shape, colour and size that are right."""
@@ -176,7 +176,7 @@ def _cell_change(want: world.Obj | None, got: world.Obj | None, kind: str) -> fl
 def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
   """Editing: "the change was made" x "everything else was kept", like GEdit's G_SC.
 
-  change: mean over the cells the edit touches of _cell_change; kept: the source's other
+  change: mean over the cells the edit touches of cell_change; kept: the source's other
   objects vs what was found in the other cells (an object added or lost there counts against
   it). Copying the source scores 0, as G_SC does, so it can never beat trying the edit: with
   the mean of the two instead (copy = 0.5) RL learned to copy better and stopped editing.
@@ -188,7 +188,7 @@ def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray
     touched = {(o.row, o.col) for o in (p.edit.before, p.edit.after) if o is not None}
     found = parse(image, p.target.grid).scene()
     want, got = ({(o.row, o.col): o for o in s.objects} for s in (p.target, found))
-    change = np.mean([_cell_change(want.get(c), got.get(c), p.edit.kind) for c in touched])
+    change = np.mean([cell_change(want.get(c), got.get(c), p.edit.kind) for c in touched])
     _, keep = _split_cells(p.source, touched)
     _, got_out = _split_cells(found, touched)
     out.append(change * match_score(keep, got_out))
