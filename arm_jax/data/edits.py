@@ -24,6 +24,10 @@ class Edit:
   after: Obj | None       # the object in the target scene (None for remove)
   grid: int = 3           # the scene's grid side (names places in instructions)
 
+  def cells(self) -> set[tuple[int, int]]:
+    """The (row, col) cells the edit touches: where the object was and where it ends up."""
+    return {(o.row, o.col) for o in (self.before, self.after) if o is not None}
+
   def to_json(self) -> dict:
     return {"kind": self.kind, "grid": self.grid,
             "before": dict(vars(self.before)) if self.before else None,

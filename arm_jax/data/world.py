@@ -67,6 +67,10 @@ class Scene:
   def cells(self) -> set[tuple[int, int]]:
     return {(o.row, o.col) for o in self.objects}
 
+  def by_cell(self) -> dict[tuple[int, int], Obj]:
+    """(row, col) -> the object there (a scene holds at most one object per cell)."""
+    return {(o.row, o.col): o for o in self.objects}
+
   def to_json(self) -> list[dict]:
     return [dict(vars(o)) for o in self.objects]
 

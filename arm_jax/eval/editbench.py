@@ -54,14 +54,10 @@ def make_items(seed, num: int, grid: int, max_objects: int) -> list[Item]:
   return items
 
 
-def _by_cell(scene: world.Scene) -> dict[tuple[int, int], world.Obj]:
-  return {(o.row, o.col): o for o in scene.objects}
-
-
 def semantic_consistency(shown: world.Scene, source: world.Scene,
                          target: world.Scene) -> tuple[float, bool, float]:
   """(G_SC 0..10, followed, kept) of the scene an edited image shows."""
-  src, tgt, got = _by_cell(source), _by_cell(target), _by_cell(shown)
+  src, tgt, got = source.by_cell(), target.by_cell(), shown.by_cell()
   changed = {c for c in set(src) | set(tgt) if src.get(c) != tgt.get(c)}
   followed = all(got.get(c) == tgt.get(c) for c in changed)
   untouched = [c for c in tgt if c not in changed]

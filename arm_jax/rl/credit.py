@@ -31,10 +31,9 @@ def edit_cell_scores(images: np.ndarray, prompts: Sequence[rewards.PromptMeta]) 
   grid = prompts[0].target.grid
   out = np.zeros((len(prompts), grid, grid), np.float32)
   for n, (image, p) in enumerate(zip(images, prompts)):
-    touched = {(o.row, o.col) for o in (p.edit.before, p.edit.after) if o is not None}
-    found = rewards.parse(image, grid).scene()
-    want, got, src = ({(o.row, o.col): o for o in s.objects}
-                      for s in (p.target, found, p.source))
+    touched = p.edit.cells()
+    want, src = p.target.by_cell(), p.source.by_cell()
+    got = rewards.parse(image, grid).scene().by_cell()
     for r in range(grid):
       for c in range(grid):
         cell = (r, c)

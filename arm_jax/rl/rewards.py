@@ -185,9 +185,9 @@ def consistency(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray
   for image, p in zip(images, prompts):
     if p.edit is None or p.source is None:
       raise UserError("the 'consistency' reward needs editing prompts (source scene and edit)")
-    touched = {(o.row, o.col) for o in (p.edit.before, p.edit.after) if o is not None}
+    touched = p.edit.cells()
     found = parse(image, p.target.grid).scene()
-    want, got = ({(o.row, o.col): o for o in s.objects} for s in (p.target, found))
+    want, got = p.target.by_cell(), found.by_cell()
     change = np.mean([cell_change(want.get(c), got.get(c), p.edit.kind) for c in touched])
     _, keep = _split_cells(p.source, touched)
     _, got_out = _split_cells(found, touched)
