@@ -241,10 +241,13 @@ def _rl() -> mc.ConfigDict:
       lr=1e-5,                  # constant after warmup; other AdamW settings from `train`
       warmup_steps=0,           # in RL iterations
       grad_accum=1,
-      # Rollouts: sampling knobs per task, no guidance (the policy is the conditional model).
+      # Rollouts: sampling knobs per task.
       t2i_temperature=0.7,
       edit_temperature=1.0,
       top_k=1000,
+      # Sample rollouts with decode's guidance scales, as the eval samples, instead of from the
+      # conditional model alone; the loss still scores the conditional model (rl/rollouts.py).
+      rollout_guidance=False,
       # (reward name, weight): each row's reward is the weighted mean of those that apply to
       # its task (rl/rewards.py registry; register your own there). Editing weighs consistency
       # (the edit itself) over adherence, which an unedited copy of the source mostly satisfies.

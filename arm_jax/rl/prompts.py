@@ -38,6 +38,9 @@ class Prompt:
   meta: PromptMeta
   ids: np.ndarray          # int32 [P]: the token prefix, ending <boi> <h_H> <w_W>
   source_image: np.ndarray | None = None   # editing: [H, W, 3] uint8
+  # The guidance rows after `ids` (decode/guidance.py): T2I (uncond,), editing (image_only,
+  # uncond); used when rollouts sample with guidance (rl.rollout_guidance).
+  guidance_ids: tuple[np.ndarray, ...] = ()
 
 
 def eval_prompt_keys(config) -> frozenset[str]:
@@ -77,11 +80,14 @@ class PromptSource:
       raise UserError(f"unknown RL task '{task}'; use t2i or edit")
     drafts = [self._draft(task, tuple(stream), j) for j in range(n)]
     if task == "t2i":
-      return [Prompt(m, t2i_prompt(self.vocab, self.tokenize(m.text), self.grid_hw))
-              for m in drafts]
+      uncond = (t2i_prompt(self.vocab, None, self.grid_hw),)
+      return [Prompt(m, t2i_prompt(self.vocab, self.tokenize(m.text), self.grid_hw),
+                     guidance_ids=uncond) for m in drafts]
     sources = np.stack([world.render(m.source, *self.image_hw) for m in drafts])
     codes = np.asarray(self.encode(sources))
-    return [Prompt(m, edit_prompt(self.vocab, c, self.tokenize(m.text), self.grid_hw), s)
+    uncond = edit_prompt(self.vocab, None, None, self.grid_hw)
+    return [Prompt(m, edit_prompt(self.vocab, c, self.tokenize(m.text), self.grid_hw), s,
+                   (edit_prompt(self.vocab, c, None, self.grid_hw), uncond))
             for m, c, s in zip(drafts, codes, sources)]
 
   def _draft(self, task: str, stream: tuple[int, ...], j: int) -> PromptMeta:

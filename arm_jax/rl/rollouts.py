@@ -5,8 +5,12 @@ One call turns P prompts into a rollout batch of B = P * G rows, prompt-major (r
 (`decode.length_buckets`, so a stage compiles its sampler once) and the sampler masks the
 padding; it runs inside one jit over the sharded policy params with the batch sharded like
 pretraining batches. Sampling uses each row's task temperature (`rl.t2i_temperature`,
-`rl.edit_temperature`) and `rl.top_k`, without guidance: the policy the loss scores is the
-conditional model itself.
+`rl.edit_temperature`) and `rl.top_k`. By default it samples without guidance, so the policy
+the loss scores is the policy that drew the rollouts. With `rl.rollout_guidance` it samples
+with the eval's guidance (`decode.cfg_scale`, `decode.edit_text_scale`,
+`decode.edit_image_scale`), one call per task: the rewards then score what the eval scores,
+while the loss still scores the conditional model, so the update is off-policy by the guidance
+(the importance ratio and the KL are the conditional model's).
 
 The batch the loss reads is right-padded instead (T = prompt bucket + H*W + 1): each row is its
 prompt, the H*W codes and <eoi>, then <pad>s, so the teacher-forced forward needs no attention
@@ -29,6 +33,7 @@ from jax.experimental import multihost_utils
 from arm_jax import sharding as shd
 from arm_jax.decode import constraints as cons
 from arm_jax.decode import sampler
+from arm_jax.decode.guidance import branches
 from arm_jax.errors import UserError
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.rl.prompts import Prompt
@@ -65,18 +70,25 @@ class Sampler:
     self.cache_dtype = jnp.dtype(config.decode.cache_dtype)
     self.temperature = {"t2i": config.rl.t2i_temperature, "edit": config.rl.edit_temperature}
     self.top_k = config.rl.top_k
-    self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw",),
+    d = config.decode
+    # (guidance kind, (text scale, image scale)) per task; scale 1 everywhere = no guidance.
+    self.guidance = {"t2i": ("none", (1.0, 1.0)), "edit": ("none", (1.0, 1.0))}
+    if config.rl.rollout_guidance:
+      if d.cfg_scale != 1.0:
+        self.guidance["t2i"] = ("t2i", (d.cfg_scale, 1.0))
+      if (d.edit_text_scale, d.edit_image_scale) != (1.0, 1.0):
+        self.guidance["edit"] = ("edit", (d.edit_text_scale, d.edit_image_scale))
+    self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw", "guidance"),
                            out_shardings=shd.batch_sharding(mesh, rules, 2))
 
-  def _sample_fn(self, params, batch, *, grid_hw):
+  def _sample_fn(self, params, batch, scales, *, grid_hw, guidance):
     h, w = grid_hw
-    n = batch["prompt"].shape[0]
-    kn = sampler.Knobs(batch["temperature"], batch["top_k"], jnp.ones((n,), jnp.float32),
-                       jnp.ones((2,), jnp.float32))
+    n = batch["temperature"].shape[0]
+    kn = sampler.Knobs(batch["temperature"], batch["top_k"], jnp.ones((n,), jnp.float32), scales)
     out = sampler.sample(params, self.graphdef, batch["prompt"], batch["prompt_mask"],
                          jax.random.wrap_key_data(batch["keys"]), max_new=h * w + 1,
                          constraint=cons.image_rows(n, h, w, header_in_prompt=True), kn=kn,
-                         cache_dtype=self.cache_dtype)
+                         guidance=guidance, cache_dtype=self.cache_dtype)
     return out.tokens
 
   def bucket(self, longest: int) -> int:
@@ -94,16 +106,39 @@ class Sampler:
     longest prompt of the whole batch, so every process builds the same global shape).
     """
     rows = [p.ids for p in prompts for _ in range(group_size)]
-    prompt, mask = left_pad(rows, length, self.vocab.pad)
     tasks = [p.meta.task for p in prompts for _ in range(group_size)]
     temperature = np.array([self.temperature[t] for t in tasks], np.float32)
-    host = {"prompt": prompt, "prompt_mask": mask, "temperature": temperature,
-            "top_k": np.full(len(rows), self.top_k, np.int32),
-            "keys": np.asarray(jax.random.key_data(keys))}
-    with shd.use_mesh(self.mesh, self.rules):
-      new = self._sample(params, shd.global_batch(host, self.mesh, self.rules), grid_hw=grid_hw)
-    new = to_host(new, self.mesh, self.rules)
-    return assemble(self.vocab, rows, new, temperature, length)
+    keys = np.asarray(jax.random.key_data(keys))
+    new = []
+    for task, part in task_runs(tasks):
+      kind, scales = self.guidance[task]
+      group = [p for p in prompts if p.meta.task == task]
+      branch_rows = [p.ids for p in group for _ in range(group_size)]
+      for b in range(branches(kind) - 1):
+        branch_rows += [p.guidance_ids[b] for p in group for _ in range(group_size)]
+      prompt, mask = left_pad(branch_rows, length, self.vocab.pad)
+      host = {"prompt": prompt, "prompt_mask": mask, "temperature": temperature[part],
+              "top_k": np.full(part.stop - part.start, self.top_k, np.int32),
+              "keys": keys[part]}
+      with shd.use_mesh(self.mesh, self.rules):
+        out = self._sample(params, shd.global_batch(host, self.mesh, self.rules),
+                           jnp.asarray(scales, jnp.float32), grid_hw=grid_hw, guidance=kind)
+      new.append(to_host(out, self.mesh, self.rules))
+    return assemble(self.vocab, rows, np.concatenate(new), temperature, length)
+
+
+def task_runs(tasks: Sequence[str]) -> list[tuple[str, slice]]:
+  """Row tasks -> (task, rows) per task. A task's rows must be contiguous, as the loop lays
+  prompts out task by task; the sampler is called once per task since guidance differs."""
+  runs = []
+  for i, t in enumerate(tasks):
+    if runs and runs[-1][0] == t:
+      runs[-1] = (t, slice(runs[-1][1].start, i + 1))
+    elif any(r[0] == t for r in runs):
+      raise ValueError(f"rollout rows of task '{t}' are not contiguous")
+    else:
+      runs.append((t, slice(i, i + 1)))
+  return runs
 
 
 def to_host(x: jax.Array, mesh, rules) -> np.ndarray:

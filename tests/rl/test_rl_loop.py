@@ -147,3 +147,41 @@ def test_cell_credit_gives_editing_tokens_their_cell_advantage(ctx, monkeypatch)
     assert np.all(np.sign(shift[cells == 0]) == sign)
   state, upd = loop.update(dense_ctx, spec, loop._step_fn(dense_ctx, spec), state, params, dense)
   assert np.isfinite(upd["loss"])
+
+
+def test_guided_rollouts_sample_what_the_guided_sampler_draws(ctx):
+  """rl.rollout_guidance: each task is sampled with its eval guidance, the branch rows are the
+  prompt's own guidance rows, and the result differs from unguided sampling."""
+  import copy
+  import jax.numpy as jnp
+  from arm_jax.decode import constraints as cons, sampler as dec
+  from arm_jax.rl.rollouts import Sampler, left_pad, task_runs
+  state, spec = loop.policy_state(ctx, 3)
+  params = state["params"]
+  cfg = copy.deepcopy(ctx.config)
+  cfg.rl.rollout_guidance = True
+  cfg.decode.cfg_scale, cfg.decode.edit_text_scale, cfg.decode.edit_image_scale = 3.0, 2.0, 1.5
+  guided = Sampler(spec.graphdef, ctx.vocab, cfg, ctx.mesh, ctx.rules)
+  plain = Sampler(spec.graphdef, ctx.vocab, ctx.config, ctx.mesh, ctx.rules)
+  assert guided.guidance == {"t2i": ("t2i", (3.0, 1.0)), "edit": ("edit", (2.0, 1.5))}
+  assert plain.guidance["edit"][0] == plain.guidance["t2i"][0] == "none"
+  g, length, (h, w) = 2, 48, ctx.grid_hw
+  prompts = ctx.prompts.batch("t2i", 1, (0,)) + ctx.prompts.batch("edit", 1, (0,))
+  keys = jax.random.split(jax.random.key(5), 2 * g)
+  out = guided(params, prompts, g, keys, ctx.grid_hw, length)
+  assert [t for t, _ in task_runs(["t2i"] * g + ["edit"] * g)] == ["t2i", "edit"]
+  # the edit rows by hand: full, image-only (instruction -> <uncond>), uncond; edit guidance
+  edit = prompts[1]
+  assert len(edit.guidance_ids) == 2 and ctx.vocab.uncond in edit.guidance_ids[0]
+  rows = [edit.ids] * g + [edit.guidance_ids[0]] * g + [edit.guidance_ids[1]] * g
+  prompt, mask = left_pad(rows, length, ctx.vocab.pad)
+  kn = dec.knobs(g, temperature=cfg.rl.edit_temperature, top_k=cfg.rl.top_k,
+                 text_scale=2.0, image_scale=1.5)
+  want = dec.sample(params, spec.graphdef, jnp.asarray(prompt), jnp.asarray(mask), keys[g:],
+                    max_new=h * w + 1, constraint=cons.image_rows(g, h, w, header_in_prompt=True),
+                    kn=kn, guidance="edit", cache_dtype=jnp.dtype(cfg.decode.cache_dtype))
+  np.testing.assert_array_equal(out["generated"][g:], np.asarray(want.tokens))
+  unguided = plain(params, prompts, g, keys, ctx.grid_hw, length)
+  assert (unguided["generated"] != out["generated"]).any()
+  with pytest.raises(ValueError, match="not contiguous"):
+    task_runs(["t2i", "edit", "t2i"])
