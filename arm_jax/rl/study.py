@@ -15,6 +15,7 @@ row is compared with SFT under the same draw. Writes under --out:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from arm_jax.errors import UserError
 from arm_jax.rl.loop import collect, run_schedule
 from arm_jax.rl.schedule import StagePlan, parse_stages, run_label, study_runs
 from arm_jax.rl.stages import build_context, check_rl_config, pretrain_dir, pretrained_params
@@ -76,6 +78,32 @@ def _save(path: str, data: dict) -> None:
   with open(tmp, "w") as f:
     json.dump(data, f, indent=1)
   os.replace(tmp, path)
+
+
+# Keys that may change between runs into one --out: more seeds resume; logging cadence only.
+_FREE_KEYS = ("rl.seeds", "rl.log_every", "rl.ckpt_every")
+
+
+def settings(config) -> dict[str, str]:
+  """What a study's checkpoints and scores depend on: rl.*, decode.*, eval.* (repr per key)."""
+  from arm_jax.config import flat_keys
+  return {f"{sec}.{k}": repr(functools.reduce(getattr, k.split("."), config[sec]))
+          for sec in ("rl", "decode", "eval") for k in flat_keys(config[sec])
+          if f"{sec}.{k}" not in _FREE_KEYS}
+
+
+def check_settings(config, out_dir: str) -> None:
+  """Refuses to resume a study in out_dir made with other settings (its cached checkpoints and
+  scores would be reused as if made with these); records them on a first run."""
+  path = os.path.join(out_dir, "settings.json")
+  now, before = settings(config), _load(path)
+  if before and before != now:
+    diff = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    raise UserError(f"{out_dir} holds a study run with other settings ({', '.join(diff[:4])}"
+                    f"{', ...' if len(diff) > 4 else ''}); pass a new --out, or the old "
+                    f"settings to resume it")
+  if not before:
+    _save(path, now)
 
 
 def run_seed(ctx, plans: list[StagePlan], init_params, evaluate: Evaluate, seed_dir: str,
@@ -254,6 +282,7 @@ def rl_study(config, workdir: str, out_dir: str, *, evaluate: Evaluate | None = 
   plans = parse_stages(config.rl.stages)
   seeds = [int(s) for s in config.rl.seeds]
   os.makedirs(out_dir, exist_ok=True)
+  check_settings(config, out_dir)
   start = time.perf_counter()
   ctx = build_context(config, workdir, log=log)
   init = pretrained_params(config, workdir, ctx.mesh, ctx.rules)

@@ -22,3 +22,16 @@ def test_aggregate_mean_std_and_paired_delta():
   assert "T2I-RL -> GenEval (own task): +0.200 +/- 0.100 vs SFT: up" in lines
   assert "T2I-RL -> GEdit G_O (other task): +0.200 +/- 0.200 vs SFT: no clear change" in lines
   assert "Edit-RL -> GenEval (other task): +0.000" in lines
+
+
+def test_a_study_out_dir_refuses_other_settings(tmp_path):
+  from arm_jax.config import load_config
+  from arm_jax.errors import UserError
+  out = str(tmp_path)
+  study.check_settings(load_config("shapes_tiny", []), out)
+  study.check_settings(load_config("shapes_tiny", []), out)                   # same: resumes
+  study.check_settings(load_config("shapes_tiny", ["--config.rl.seeds=(0,1,2,3)"]), out)
+  for changed in ("--config.rl.cell_credit=1.0", "--config.decode.edit_text_scale=1.0",
+                  "--config.eval.num_edit=7"):
+    with pytest.raises(UserError, match=r"other settings \(" + changed[9:].split("=")[0]):
+      study.check_settings(load_config("shapes_tiny", [changed]), out)
