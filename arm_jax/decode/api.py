@@ -25,6 +25,7 @@ import numpy as np
 from arm_jax.data import formats
 from arm_jax.decode import constraints as cons
 from arm_jax.decode.compiled import CompiledSampler
+from arm_jax.decode.guidance import kind_for
 from arm_jax.decode.images import check_image, fit
 from arm_jax.errors import UserError
 
@@ -157,7 +158,7 @@ class ArmModel:
     scale = self.config.decode.cfg_scale if cfg_scale is None else cfg_scale
     cond = [formats.t2i_prompt(self.vocab, self._ids(p, "prompt"), self.grid) for p in prompts]
     rows = [r for r in cond for _ in range(n)]
-    guidance = "none" if scale == 1.0 else "t2i"
+    guidance = kind_for("t2i", scale)
     if guidance == "t2i":
       rows += [formats.t2i_prompt(self.vocab, None, self.grid)] * len(rows)
     return self._images(rows, guidance, len(prompts) * n, self._keys(seed, len(prompts), n),
@@ -180,7 +181,7 @@ class ArmModel:
     ids = [self._ids(t, "instruction") for t in instructions]
     codes = self._codes(images)
     rows = [formats.edit_prompt(self.vocab, c, i, self.grid) for c, i in zip(codes, ids)]
-    guidance = "none" if s_txt == 1.0 and s_img == 1.0 else "edit"
+    guidance = kind_for("edit", s_txt, s_img)
     if guidance == "edit":
       rows += [formats.edit_prompt(self.vocab, c, None, self.grid) for c in codes]
       rows += [formats.edit_prompt(self.vocab, None, None, self.grid)] * len(codes)

@@ -33,6 +33,12 @@ def branches(kind: str) -> int:
   return BRANCHES[kind]
 
 
+def kind_for(task: str, text_scale: float, image_scale: float = 1.0) -> str:
+  """The guidance kind a task needs at these scales: "none" when every scale is 1 (the
+  conditional logits exactly, and no extra branch rows to run), else the task's own kind."""
+  return "none" if text_scale == 1.0 and image_scale == 1.0 else task
+
+
 def guide(logits_nbv: jax.Array, kind: str, scales: jax.Array) -> jax.Array:
   """logits_nbv [branches, B, V] float32, scales [2] float32 = (text, image) -> [B, V].
 

@@ -23,6 +23,7 @@ mask and sees exactly the positions the sampler used.
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import Protocol, Sequence
 
 import jax
@@ -33,7 +34,7 @@ from jax.experimental import multihost_utils
 from arm_jax import sharding as shd
 from arm_jax.decode import constraints as cons
 from arm_jax.decode import sampler
-from arm_jax.decode.guidance import branches
+from arm_jax.decode.guidance import branches, kind_for
 from arm_jax.errors import UserError
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.rl.prompts import Prompt
@@ -71,13 +72,10 @@ class Sampler:
     self.temperature = {"t2i": config.rl.t2i_temperature, "edit": config.rl.edit_temperature}
     self.top_k = config.rl.top_k
     d = config.decode
-    # (guidance kind, (text scale, image scale)) per task; scale 1 everywhere = no guidance.
-    self.guidance = {"t2i": ("none", (1.0, 1.0)), "edit": ("none", (1.0, 1.0))}
-    if config.rl.rollout_guidance:
-      if d.cfg_scale != 1.0:
-        self.guidance["t2i"] = ("t2i", (d.cfg_scale, 1.0))
-      if (d.edit_text_scale, d.edit_image_scale) != (1.0, 1.0):
-        self.guidance["edit"] = ("edit", (d.edit_text_scale, d.edit_image_scale))
+    scales = ({"t2i": (d.cfg_scale, 1.0), "edit": (d.edit_text_scale, d.edit_image_scale)}
+              if config.rl.rollout_guidance else {"t2i": (1.0, 1.0), "edit": (1.0, 1.0)})
+    # task -> (guidance kind, (text scale, image scale))
+    self.guidance = {t: (kind_for(t, *s), s) for t, s in scales.items()}
     self._sample = jax.jit(self._sample_fn, static_argnames=("grid_hw", "guidance"),
                            out_shardings=shd.batch_sharding(mesh, rules, 2))
 
@@ -105,17 +103,18 @@ class Sampler:
     keys: [P * G] typed PRNG keys, one per row; length: the prompt bucket (self.bucket of the
     longest prompt of the whole batch, so every process builds the same global shape).
     """
-    rows = [p.ids for p in prompts for _ in range(group_size)]
-    tasks = [p.meta.task for p in prompts for _ in range(group_size)]
+    row_prompts = [p for p in prompts for _ in range(group_size)]
+    rows = [p.ids for p in row_prompts]
+    tasks = [p.meta.task for p in row_prompts]
     temperature = np.array([self.temperature[t] for t in tasks], np.float32)
     keys = np.asarray(jax.random.key_data(keys))
     new = []
     for task, part in task_runs(tasks):
       kind, scales = self.guidance[task]
-      group = [p for p in prompts if p.meta.task == task]
-      branch_rows = [p.ids for p in group for _ in range(group_size)]
-      for b in range(branches(kind) - 1):
-        branch_rows += [p.guidance_ids[b] for p in group for _ in range(group_size)]
+      block = row_prompts[part]
+      # branch-major: the conditional rows, then each guidance branch's rows
+      branch_rows = rows[part] + [p.guidance_ids[b] for b in range(branches(kind) - 1)
+                                  for p in block]
       prompt, mask = left_pad(branch_rows, length, self.vocab.pad)
       host = {"prompt": prompt, "prompt_mask": mask, "temperature": temperature[part],
               "top_k": np.full(part.stop - part.start, self.top_k, np.int32),
@@ -130,14 +129,13 @@ class Sampler:
 def task_runs(tasks: Sequence[str]) -> list[tuple[str, slice]]:
   """Row tasks -> (task, rows) per task. A task's rows must be contiguous, as the loop lays
   prompts out task by task; the sampler is called once per task since guidance differs."""
-  runs = []
-  for i, t in enumerate(tasks):
-    if runs and runs[-1][0] == t:
-      runs[-1] = (t, slice(runs[-1][1].start, i + 1))
-    elif any(r[0] == t for r in runs):
-      raise ValueError(f"rollout rows of task '{t}' are not contiguous")
-    else:
-      runs.append((t, slice(i, i + 1)))
+  runs, start = [], 0
+  for task, group in itertools.groupby(tasks):
+    if any(t == task for t, _ in runs):
+      raise ValueError(f"rollout rows of task '{task}' are not contiguous")
+    n = len(list(group))
+    runs.append((task, slice(start, start + n)))
+    start += n
   return runs
 
 
