@@ -106,6 +106,8 @@ def wrong_answer(item: understanding.Item) -> str:
   if item.kind == "choice":
     letters = understanding.questions.CHOICE_LETTERS[:len(item.choices)]
     return next(letter for letter in letters if letter != item.answer)
+  if item.kind in understanding.EXACT_KINDS:
+    return "not " + item.answer
   return str(understanding.phrases.NUMBER_WORDS.index(item.answer) + 1)
 
 

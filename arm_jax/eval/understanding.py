@@ -1,4 +1,5 @@
-"""Understanding on the shapes world: POPE-style yes/no existence, multiple choice, counting.
+"""Understanding on the shapes world: POPE-style yes/no existence, multiple choice, counting,
+and the colour, shape and position of an object.
 
 POPE (RUCAIBox/POPE) asks "is there a <object> in the image?" about objects that are present
 (answer yes) and absent (no), with three ways of choosing the absent ones:
@@ -6,9 +7,10 @@ POPE (RUCAIBox/POPE) asks "is there a <object> in the image?" about objects that
 - popular: the absent pairs most frequent across the whole question set's scenes;
 - adversarial: absent pairs that share a colour or a shape with an object in the image (POPE
   takes frequent co-occurrers; in the shapes world the near-misses are the hard negatives).
-Multiple choice and counting questions come from arm_jax/data/questions.py, worded as in
-training. Answers are parsed leniently: POPE's rule for yes/no (a 'no'/'not' in the first sentence
-means no), a letter or the option's text for choices, a number word or digits for counts.
+The other kinds come from arm_jax/data/questions.py, worded as in training. Yes/no answers are
+parsed strictly (the answer must start with 'yes' or 'no'; anything else is wrong, so a model
+cannot score by saying something else), a letter or the option's text for choices, a number word
+or digits for counts, and the exact word(s) for colour, shape and position.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ import numpy as np
 from arm_jax.data import phrases, questions, world
 
 POPE_SUBSETS = ("random", "popular", "adversarial")
-KINDS = tuple(f"pope_{s}" for s in POPE_SUBSETS) + ("choice", "counting")
+KINDS = tuple(f"pope_{s}" for s in POPE_SUBSETS) + ("choice", "counting", "color", "shape",
+                                                    "position")
+EXACT_KINDS = ("color", "shape", "position")   # answered by the word(s) themselves
 EXISTS_TEMPLATE = "is there a {color} {shape} in the image?"   # training's wording
 
 
@@ -87,10 +91,18 @@ def make_items(seed, num: int, grid: int, max_objects: int) -> list[Item]:
 # ---------------------------------------------------------------------------------------------
 
 def parse_yes_no(text: str) -> str:
-  """POPE's rule: look at the first sentence; 'no' or 'not' anywhere in it means no."""
-  first = text.split(".")[0].replace(",", "")
-  words = first.lower().split()
-  return "no" if "no" in words or "not" in words else "yes"
+  """'yes' / 'no' when the answer's first word is one of them, else '' (counted wrong).
+
+  POPE's own rule (any 'no'/'not' in the first sentence means no, everything else yes) lets a
+  model that never answers score F1 0.667 by default; here a missing answer is simply wrong.
+  """
+  words = re.findall(r"[a-z]+", text.lower())
+  return words[0] if words and words[0] in ("yes", "no") else ""
+
+
+def normalize(text: str) -> str:
+  """'Top left.' -> 'top left': lower case, words only."""
+  return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
 def parse_choice(text: str, choices: tuple[str, ...]) -> str:
@@ -126,6 +138,8 @@ def is_correct(item: Item, answer: str) -> bool:
     return parse_yes_no(answer) == item.answer
   if item.kind == "choice":
     return parse_choice(answer, item.choices) == item.answer
+  if item.kind in EXACT_KINDS:
+    return normalize(answer) == item.answer
   return parse_count(answer) == phrases.NUMBER_WORDS.index(item.answer)
 
 

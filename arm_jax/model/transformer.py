@@ -5,7 +5,8 @@ separate image head (as ARM adds to its LLM) scores image codes; their logits ar
 in vocabulary order, so token id == logit index everywhere.
 
 Layers are stacked (one set of weights with a leading `layers` axis) and run with `lax.scan`, so
-compile time does not grow with depth; `model.remat` picks the rematerialisation policy.
+compile time does not grow with depth (`model.scan_layers=False` unrolls them, faster for a few
+small layers on CPU); `model.remat` picks the rematerialisation policy.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from arm_jax.model.layers import Block, RMSNorm, _linear
+from arm_jax.model.layers import Block, RMSNorm, _linear, apply_layers
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.sharding import constrain
 
@@ -47,6 +48,7 @@ class ModelConfig:
   param_dtype: str
   remat: str
   attention: str
+  scan_layers: bool
 
   @staticmethod
   def from_config(model_cfg) -> "ModelConfig":
@@ -98,20 +100,22 @@ class Decoder(nnx.Module):
     x = constrain(self.embed(tokens), ("batch", "length", "act_embed"))
     graphdef, layer_state = nnx.split(self.blocks)
 
+    scan = self.cfg.scan_layers
     if cache is None:
       def body(x, state):
-        return nnx.merge(graphdef, state)(x, positions)[0], None
+        return nnx.merge(graphdef, state)(x, positions)[0]
       if self.cfg.remat != "none":
         body = jax.checkpoint(body, policy=REMAT_POLICIES[self.cfg.remat], prevent_cse=False)
-      x, _ = jax.lax.scan(body, x, layer_state)
+      x = apply_layers(body, x, layer_state, scan=scan)
     else:
       # The whole cache rides in the carry and each layer updates its slice in place; passing
       # it through the scan's inputs/outputs would copy every layer's cache every step.
       def body(carry, state):
         x, cache, layer = carry
         x, cache = nnx.merge(graphdef, state)(x, positions, cache, cache_index, mask, layer)
-        return (x, cache, layer + 1), None
-      (x, cache, _), _ = jax.lax.scan(body, (x, cache, jnp.zeros((), jnp.int32)), layer_state)
+        return x, cache, layer + 1
+      x, cache, _ = apply_layers(body, (x, cache, jnp.zeros((), jnp.int32)), layer_state,
+                                 scan=scan)
     return self.final_norm(x), cache
 
   def logits(self, h: jax.Array) -> jax.Array:

@@ -60,7 +60,8 @@ class TokenizerConfig:
     if config.data.image_size % t.patch_size:
       raise UserError(f"data.image_size ({config.data.image_size}) must be a multiple of "
                       f"tokenizer.patch_size ({t.patch_size})")
-    vit = lambda layers: ViTConfig(t.d_model, layers, t.n_heads, t.d_ff, t.dtype)
+    vit = lambda layers: ViTConfig(t.d_model, layers, t.n_heads, t.d_ff, t.dtype,
+                                     scan=t.scan_layers)
     teacher = TeacherConfig.from_config(config)
     return TokenizerConfig(
         image_size=config.data.image_size, patch_size=t.patch_size, encoder=vit(t.n_layers),

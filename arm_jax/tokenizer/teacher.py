@@ -36,8 +36,8 @@ class TeacherConfig:
   @staticmethod
   def from_config(config) -> "TeacherConfig":
     t = config.teacher
-    vision = ViTConfig(t.d_model, t.n_layers, t.n_heads, t.d_ff, t.dtype)
-    text = ViTConfig(t.d_model, t.text_layers, t.n_heads, t.d_ff, t.dtype)
+    vision = ViTConfig(t.d_model, t.n_layers, t.n_heads, t.d_ff, t.dtype, scan=t.scan_layers)
+    text = ViTConfig(t.d_model, t.text_layers, t.n_heads, t.d_ff, t.dtype, scan=t.scan_layers)
     # Text rows: the text tokenizer's ids and the multimodal specials (<eos>, <pad>, ...),
     # unless an imported SigLIP brings its own vocabulary.
     vocab = t.vocab_size or VocabLayout.from_config(config.model).text_head_size
@@ -92,13 +92,26 @@ class Siglip(nnx.Module):
     """[b, H, W, 3] uint8 -> [b, n_patches, d] float32 (post-LayerNorm, what SigLIP exposes)."""
     return self.vision(images)
 
+  def image_features(self, images: jax.Array) -> jax.Array:
+    """[b, H, W, 3] uint8 -> pooled image features [b, embed_dim] float32 (not normalised)."""
+    return self.vision_head(self.vision(images).astype(self.cfg.vision.dtype)).astype(jnp.float32)
+
   def embed_image(self, images: jax.Array) -> jax.Array:
     """[b, H, W, 3] uint8 -> [b, embed_dim] unit vectors."""
-    return l2_normalize(self.vision_head(self.vision(images).astype(self.cfg.vision.dtype)))
+    return l2_normalize(self.image_features(images))
 
   def embed_text(self, ids: jax.Array) -> jax.Array:
     """[b, text_len] int32 -> [b, embed_dim] unit vectors."""
     return l2_normalize(self.text(ids))
+
+  def fold_centres(self, image_centre: jax.Array, text_centre: jax.Array) -> None:
+    """Subtracts fixed centres [embed_dim] from the pooled features, in place, through the last
+    bias of each tower (the MAP head's MLP output, the text head): the embeddings then equal
+    the centred ones the loss trained (train_teacher), with SigLIP's layout unchanged."""
+    fc2 = self.vision_head.mlp.fc2.bias
+    fc2[...] = fc2[...] - image_centre.astype(fc2.dtype)
+    head = self.text.head.bias
+    head[...] = head[...] - text_centre.astype(head.dtype)
 
   def logits(self, images: jax.Array, ids: jax.Array) -> jax.Array:
     """[n_texts, n_images] float32: exp(logit_scale) * cos + logit_bias (HF logits_per_text)."""

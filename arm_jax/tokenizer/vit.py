@@ -5,7 +5,7 @@ q/k/v/out projections; MLP fc1 -> gelu(tanh) -> fc2. The names and layout follow
 `SiglipEncoderLayer`, so SigLIP weights import tensor by tensor (arm_jax/interop/siglip.py).
 
 Layers are stacked (a leading `layers` axis) and run with `lax.scan`, as in the AR decoder, so
-compile time does not grow with depth. Parameters are float32 masters; matmuls run in `dtype`;
+compile time does not grow with depth (or unrolled, `ViTConfig.scan=False`). Parameters are float32 masters; matmuls run in `dtype`;
 LayerNorm statistics are float32. Every parameter names its logical axes (arm_jax/sharding.py).
 
 Images are [batch, H, W, 3] uint8 at module boundaries; patches are [batch, h*w, p*p*3] in
@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from arm_jax.model.layers import apply_layers
 from arm_jax.sharding import constrain
 
 ACT = ("batch", "length", "act_embed")
@@ -34,6 +35,7 @@ class ViTConfig:
   dtype: str = "float32"
   norm_eps: float = 1e-6
   init_std: float = 0.02
+  scan: bool = True         # lax.scan over layers; False unrolls (faster for a few on CPU)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,15 +153,15 @@ class Stack(nnx.Module):
       return Block(cfg, rngs=rngs)
 
     self.layers = make(rngs)
+    self.scan = cfg.scan
 
   def __call__(self, x: jax.Array, causal: bool = False) -> jax.Array:
     graphdef, state = nnx.split(self.layers)
 
     def body(x, layer_state):
-      return nnx.merge(graphdef, layer_state)(x, causal), None
+      return nnx.merge(graphdef, layer_state)(x, causal)
 
-    x, _ = jax.lax.scan(body, x, state)
-    return x
+    return apply_layers(body, x, state, scan=self.scan)
 
 
 class ImageEncoder(nnx.Module):

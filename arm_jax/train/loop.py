@@ -41,6 +41,9 @@ class Stage:
   flops_per_step: float = 0.0   # model FLOPs of one optimizer step, for MFU (0 = not shown)
   tokens_per_step: int = 0      # for tokens/s (0 = not shown)
   meta: dict = dataclasses.field(default_factory=dict)
+  # finalize(params, spec, next_batch) -> params: applied once after the last step, before the
+  # final checkpoint (the teacher folds its embedding centres into its biases here).
+  finalize: Callable | None = None
 
 
 class _SigtermFlag:
@@ -163,6 +166,9 @@ def _run(stage, state, spec, tx, ckpt, data_iter, start, rules, sigterm, workdir
           on_log(done, values)
         t_last, steps_since = time.perf_counter(), 0
       stop = sigterm.stop_at(done)
+      if done == tcfg.steps and stage.finalize is not None:
+        state = dict(state, params=stage.finalize(
+            state["params"], spec, lambda: shd.global_batch(next(data_iter), spec.mesh, rules)))
       if done % tcfg.ckpt_every == 0 or done == tcfg.steps or stop:
         ckpt.save(done, state, data_iter, meta, force=True)
       if stop and done < tcfg.steps:

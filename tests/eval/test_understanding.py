@@ -1,4 +1,5 @@
-"""Understanding items (POPE subsets, choice, counting), answer parsing and POPE's metrics."""
+"""Understanding items (POPE subsets, choice, counting, colour, shape, position), answer parsing
+and POPE's metrics."""
 import pytest
 
 from arm_jax.eval import understanding as und
@@ -13,7 +14,7 @@ def _asked(item) -> tuple[str, str]:
 
 def test_items_cycle_kinds_and_pope_labels_are_true_of_the_scene():
   items = und.make_items(11, 60, grid=3, max_objects=3)
-  assert [i.kind for i in items[:5]] == list(und.KINDS)
+  assert [i.kind for i in items[:len(und.KINDS)]] == list(und.KINDS)
   pope = [i for i in items if i.kind.startswith("pope_")]
   for item in pope:
     present = _asked(item) in {(o.color, o.shape) for o in item.scene.objects}
@@ -41,11 +42,25 @@ def test_adversarial_negatives_share_an_attribute_and_popular_ones_are_frequent(
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("yes", "yes"), ("No.", "no"), ("There is not.", "no"), ("Yes. No other shapes.", "yes"),
-    ("yes, there is no doubt", "no"),     # POPE's rule is blunt: any 'no' in the first sentence
-    ("no", "no"), ("", "yes")])
-def test_yes_no_follows_popes_rule(text, expected):
+    ("yes", "yes"), ("No.", "no"), ("Yes. No other shapes.", "yes"), ("no", "no"),
+    ("yes, there is no doubt", "yes"),
+    ("There is not.", ""), ("", ""), ("red", ""), ("yesterday", "")])   # no answer: wrong
+def test_yes_no_is_strict(text, expected):
   assert und.parse_yes_no(text) == expected
+
+
+def test_an_answer_that_is_neither_yes_nor_no_is_wrong_either_way():
+  m = und.pope_metrics(["yes", "no"], ["", ""])
+  assert m["accuracy"] == 0.0 and m["f1"] == 0.0 and m["yes_ratio"] == 0.0
+
+
+@pytest.mark.parametrize("kind,answer,given,ok", [
+    ("color", "red", "Red.", True), ("color", "red", "a red one", False),
+    ("position", "top left", "top left", True), ("position", "top left", "top", False),
+    ("shape", "circle", "circle", True), ("shape", "circle", "square", False)])
+def test_colour_shape_and_position_need_the_exact_words(kind, answer, given, ok):
+  item = und.Item(0, None, "q", answer, kind)
+  assert und.is_correct(item, given) is ok
 
 
 @pytest.mark.parametrize("text,expected", [
