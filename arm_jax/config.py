@@ -136,6 +136,11 @@ def _data() -> mc.ConfigDict:
       # Format mixture weights, formats from DATA_FORMATS (the paper's 7B mix: configs/arm_7b.py).
       mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
       cond_dropout=0.1,         # caption/instruction dropped -> learns the unconditional for CFG
+      # Fill each training row with as many sequences of its format as fit, each its own
+      # attention segment with positions from 0 (short image sequences otherwise leave most of
+      # a row as padding).
+      pack=False,
+      und_questions=1,          # questions (and answers) about one image per und sequence
       worker_count=0,           # grain worker processes (0 = in the main process)
       prefetch=2,
       shuffle=True,

@@ -3,6 +3,7 @@
 Layouts (ids from VocabLayout; `codes` are an image's [h, w] visual codes):
   t2i   <bos> caption <boi> <h_H> <w_W> codes <eoi> <eos>            loss: <h_H> .. <eos>
   und   <bos> <boi> <h_H> <w_W> codes <eoi> question answer <eos>   loss: answer, <eos>
+        [question answer <eos> ...]    more questions about the same image (data.und_questions)
   edit  <bos> <edit> instruction <boi> <h> <w> source <eoi> <boi> <h> <w> target <eoi> <eos>
                                                                      loss: target <h> .. <eos>
   text  <bos> text <eos> [<bos> text <eos> ...]                      loss: everything after <bos>
@@ -18,7 +19,9 @@ copied far fewer object cells (see `edit_prompt`).
 The *_prompt functions are the prefixes a sampler feeds (up to and including <w_W>); training
 rows are built from the same functions, so conditional and unconditional rows at decode time
 match what training saw. A sequence here is (tokens int32 [L], is_target float32 [L]): is_target
-marks the tokens whose prediction counts. `to_row` shifts it into the training contract.
+marks the tokens whose prediction counts. `to_row` shifts it into the training contract;
+`pack_row` puts several sequences in one row, each its own segment (attention stays inside a
+segment and positions restart at 0, so a packed sequence trains exactly as it would alone).
 """
 from __future__ import annotations
 
@@ -81,9 +84,14 @@ def t2i_sequence(vocab: VocabLayout, caption_ids, codes_hw: np.ndarray):
                    block[:1]), _ids(block[1:], [vocab.eos]))
 
 
-def und_sequence(vocab: VocabLayout, codes_hw: np.ndarray, question_ids, answer_ids):
-  """Loss on the answer and <eos>."""
-  return _seq(und_prompt(vocab, codes_hw, question_ids), _ids(answer_ids, [vocab.eos]))
+def und_sequence(vocab: VocabLayout, codes_hw: np.ndarray, question_ids, answer_ids,
+                 more=()):
+  """Loss on the answer and <eos>; `more` [(question_ids, answer_ids), ...] follow, each
+  answer and its <eos> a target too (a dialogue about one image: one image's tokens serve
+  several questions)."""
+  parts = [_seq(und_prompt(vocab, codes_hw, question_ids), _ids(answer_ids, [vocab.eos]))]
+  parts += [_seq(q, _ids(a, [vocab.eos])) for q, a in more]
+  return concat(parts)
 
 
 def edit_sequence(vocab: VocabLayout, source_codes_hw, instruction_ids, target_codes_hw):
@@ -138,3 +146,25 @@ def to_row(vocab: VocabLayout, tokens: np.ndarray, is_target: np.ndarray,
   mask = np.zeros(seq_len, np.float32)
   inputs[:n], targets[:n], mask[:n] = tokens[:-1], tokens[1:], is_target[1:]
   return {"inputs": inputs, "targets": targets, "loss_mask": mask}
+
+
+def pack_row(vocab: VocabLayout, sequences, seq_len: int) -> dict[str, np.ndarray]:
+  """Sequences [(tokens [L_i], is_target [L_i]), ...] with sum(L_i - 1) <= seq_len -> one row:
+  to_row's fields plus segment_ids [seq_len] int32 (1, 2, ... per sequence, 0 = padding) and
+  positions [seq_len] int32 (0.. within each sequence). Each sequence is shifted on its own, so
+  no target crosses a boundary."""
+  rows = [to_row(vocab, tokens, is_target, len(tokens) - 1) for tokens, is_target in sequences]
+  used = sum(len(r["inputs"]) for r in rows)
+  if used > seq_len:
+    raise ValueError(f"packed sequences need {used} positions; the row has {seq_len}")
+  pad = seq_len - used
+  def cat(key, fill, dtype):
+    return np.concatenate([r[key] for r in rows] + [np.full(pad, fill, dtype)]).astype(dtype)
+  return {"inputs": cat("inputs", vocab.pad, np.int32),
+          "targets": cat("targets", vocab.pad, np.int32),
+          "loss_mask": cat("loss_mask", 0, np.float32),
+          "segment_ids": np.concatenate([np.full(len(r["inputs"]), k + 1, np.int32)
+                                         for k, r in enumerate(rows)] +
+                                        [np.zeros(pad, np.int32)]),
+          "positions": np.concatenate([np.arange(len(r["inputs"]), dtype=np.int32)
+                                       for r in rows] + [np.zeros(pad, np.int32)])}

@@ -4,7 +4,9 @@
     batch = next(it)   # {inputs, targets: [B/n, T] int32, loss_mask: [B/n, T] float32}
     state = it.get_state(); ...; it.set_state(state)   # or grain.checkpoint.CheckpointSave(it)
 
-Per format: indices -> shuffle (reshuffled every epoch) -> repeat -> random_map(build row). The
+Per format: indices -> shuffle (reshuffled every epoch) -> repeat -> random_map(build row). A row
+holds one sequence, or with data.pack as many sequences of its format as fit, each its own
+segment (batches then also carry segment_ids and positions, formats.pack_row). The
 rows of all formats are mixed with config.data.mixture weights (grain's deterministic weighted
 interleave) into one global stream; global batch b is its rows [b*B, (b+1)*B), and process p of n
 gets the contiguous block [p*B/n, (p+1)*B/n) of it (disjoint shards that assemble, in order,
@@ -50,6 +52,8 @@ class Context:
   cond_dropout: float
   index: dict                   # format -> example indices that have what it needs
   web_index: np.ndarray | None
+  pack: bool = False            # fill rows with several sequences (segments)
+  und_questions: int = 1        # questions about one image per und sequence
 
   def ids(self, text: str) -> np.ndarray:
     return np.asarray(self.tok.encode(text), np.int32)
@@ -77,6 +81,8 @@ def _t2i(ctx: Context, records, codes, index: int, rng: np.random.Generator):
 def _und(ctx: Context, index: int, rng: np.random.Generator):
   record, (image, _) = ctx.records[index], ctx.codes[index]
   options = [(q["question"], q["answer"]) for q in record["qa"]]
+  if ctx.und_questions > 1:
+    return _dialogue(ctx, image, options, record["captions"][:1], rng)
   if record["captions"] and (not options or rng.random() < 1 / (len(options) + 1)):
     question, answer = CAPTION_QUESTION, record["captions"][0]
   else:
@@ -84,6 +90,23 @@ def _und(ctx: Context, index: int, rng: np.random.Generator):
   answer_ids = ctx.ids(answer)[:_budget(image.size + 6, ctx)]
   question_ids = ctx.ids(question)[:_budget(image.size + 6 + len(answer_ids), ctx)]
   return formats.und_sequence(ctx.vocab, image, question_ids, answer_ids)
+
+
+def _dialogue(ctx: Context, image, options, caption, rng: np.random.Generator):
+  """Up to data.und_questions of the example's questions (and 'describe the image.') about one
+  image, in random order, as many as fit the row."""
+  pool = options + [(CAPTION_QUESTION, c) for c in caption]
+  pairs, used = [], image.size + 6
+  for k in rng.permutation(len(pool))[:ctx.und_questions]:
+    q, a = ctx.ids(pool[k][0]), ctx.ids(pool[k][1])
+    if pairs and used + len(q) + len(a) + 1 > ctx.seq_len + 1:
+      break
+    a = a[:_budget(used, ctx)]
+    q = q[:_budget(used + len(a), ctx)]
+    pairs.append((q, a))
+    used += len(q) + len(a) + 1
+  (q, a), more = pairs[0], pairs[1:]
+  return formats.und_sequence(ctx.vocab, image, q, a, more)
 
 
 def _edit(ctx: Context, index: int, rng: np.random.Generator):
@@ -95,17 +118,9 @@ def _edit(ctx: Context, index: int, rng: np.random.Generator):
 
 
 def _text(ctx: Context, index: int, rng: np.random.Generator):
-  """Whole sentences packed into one row (first the indexed one, then random ones)."""
-  def sentence(i):
-    return formats.text_sequence(ctx.vocab, ctx.text[int(i)])
-  parts = [sentence(index)]
-  used = len(parts[0][0])
-  while True:
-    nxt = sentence(rng.integers(len(ctx.text)))
-    if used + len(nxt[0]) > ctx.seq_len + 1:
-      return formats.concat(parts)
-    parts.append(nxt)
-    used += len(nxt[0])
+  """One knowledge sentence (_row fills a text row with more)."""
+  del rng
+  return formats.text_sequence(ctx.vocab, ctx.text[int(index)])
 
 
 def _interleaved(ctx: Context, index: int, rng: np.random.Generator):
@@ -127,6 +142,28 @@ def _web(ctx: Context, index: int, rng: np.random.Generator):
 
 
 # --- assembling ---------------------------------------------------------------------------------
+
+def _row(ctx: Context, fmt: str, build, index: int, rng: np.random.Generator) -> dict:
+  """The row for `index`: its sequence, then (text rows always, every format with data.pack)
+  random others of the same format while they fit."""
+  first = build(ctx, index, rng)
+  if not (ctx.pack or fmt == "text"):
+    return formats.to_row(ctx.vocab, *first, ctx.seq_len)
+  # Packed, a sequence of L tokens takes L - 1 row positions (it is shifted on its own);
+  # concatenated (text rows without data.pack), L positions of the seq_len + 1 tokens.
+  cost = (lambda seq: len(seq[0]) - 1) if ctx.pack else (lambda seq: len(seq[0]))
+  room = ctx.seq_len if ctx.pack else ctx.seq_len + 1
+  pool = _indices(fmt, ctx)
+  sequences, used = [first], cost(first)
+  while True:
+    nxt = build(ctx, int(_pick(rng, pool)), rng)
+    if used + cost(nxt) > room:
+      break
+    sequences.append(nxt)
+    used += cost(nxt)
+  if ctx.pack:
+    return formats.pack_row(ctx.vocab, sequences, ctx.seq_len)
+  return formats.to_row(ctx.vocab, *formats.concat(sequences), ctx.seq_len)
 
 def _indices(fmt: str, ctx: Context) -> np.ndarray:
   """Example indices a format draws from (those that have what it needs)."""
@@ -206,7 +243,8 @@ def build_context(config, data_dir: str, codes_dir: str, *, split: str = "train"
       text=_open_text(config, data_dir, tok) if "text" in names else None,
       web_records=web_records, web_codes=web_codes, seq_len=config.train.seq_len,
       cond_dropout=d.cond_dropout, index=format_indices(records, split),
-      web_index=None if web_records is None else format_indices(web_records, split)["t2i"])
+      web_index=None if web_records is None else format_indices(web_records, split)["t2i"],
+      pack=d.pack, und_questions=d.und_questions)
 
 
 def check_mixture(mixture) -> None:
@@ -238,8 +276,7 @@ def make_dataset(config, ctx: Context, *, process_index: int = 0,
     if config.data.shuffle:
       ds = ds.shuffle(seed=(seed * 1009 + 2 * k) % 2**32)
     ds = ds.repeat().random_map(
-        lambda i, rng, build=build: formats.to_row(ctx.vocab, *build(ctx, int(i), rng),
-                                                   ctx.seq_len),
+        lambda i, rng, fmt=fmt, build=build: _row(ctx, fmt, build, int(i), rng),
         seed=(seed * 1009 + 2 * k + 1) % 2**32)
     components.append(ds)
     weights.append(float(weight))

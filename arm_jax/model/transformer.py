@@ -86,10 +86,11 @@ class Decoder(nnx.Module):
   # -------------------------------------------------------------------------------------------
   def hidden(self, tokens: jax.Array, positions: jax.Array | None = None,
              cache: dict | None = None, cache_index: jax.Array | None = None,
-             mask: jax.Array | None = None):
+             mask: jax.Array | None = None, segment_ids: jax.Array | None = None):
     """Final normed hidden states [batch, len, embed] and the updated cache.
 
-    Without a cache: causal self-attention over `tokens`, positions default to 0..len-1.
+    Without a cache: causal self-attention over `tokens`, positions default to 0..len-1;
+    `segment_ids` [batch, len] int32 (packed rows) keeps attention inside each segment.
     With a cache ({k, v}: [layers, batch, kv_heads, cache_len, head_dim]): see Attention; the
     caller gives `positions` [batch, len], `cache_index` (scalar slot of tokens[:, 0]) and
     `mask` [batch, 1, len, cache_len].
@@ -102,8 +103,10 @@ class Decoder(nnx.Module):
 
     scan = self.cfg.scan_layers
     if cache is None:
+      if segment_ids is not None:
+        mask = segment_mask(segment_ids)
       def body(x, state):
-        return nnx.merge(graphdef, state)(x, positions)[0]
+        return nnx.merge(graphdef, state)(x, positions, mask=mask)[0]
       if self.cfg.remat != "none":
         body = jax.checkpoint(body, policy=REMAT_POLICIES[self.cfg.remat], prevent_cse=False)
       x = apply_layers(body, x, layer_state, scan=scan)
@@ -133,9 +136,17 @@ class Decoder(nnx.Module):
     """Image-code logits only [batch, len, vocab.image_size] (decoding inside an image)."""
     return self.image_head(h)
 
-  def __call__(self, tokens: jax.Array, positions: jax.Array | None = None) -> jax.Array:
-    h, _ = self.hidden(tokens, positions)
+  def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
+               segment_ids: jax.Array | None = None) -> jax.Array:
+    h, _ = self.hidden(tokens, positions, segment_ids=segment_ids)
     return self.logits(h)
+
+
+def segment_mask(segment_ids: jax.Array) -> jax.Array:
+  """[batch, len] segment ids -> [batch, 1, len, len] bool: causal and within one segment."""
+  same = segment_ids[:, :, None] == segment_ids[:, None, :]
+  causal = jnp.tril(jnp.ones(same.shape[1:], bool))
+  return (same & causal)[:, None]
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=jnp.bfloat16) -> dict:

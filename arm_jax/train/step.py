@@ -25,11 +25,13 @@ LossFn = Callable[[nnx.Module, dict, jax.Array], tuple[jax.Array, dict]]
 def lm_loss(model: nnx.Module, batch: dict, rng: jax.Array, *, z_loss: float = 0.0):
   """Masked next-token cross-entropy.
 
-  batch: inputs, targets [batch, len] int32; loss_mask [batch, len] f32.
+  batch: inputs, targets [batch, len] int32; loss_mask [batch, len] f32; packed rows also
+  segment_ids and positions [batch, len] int32.
   Returns (mean loss over target tokens, metrics).
   """
   del rng
-  logits = model(batch["inputs"]).astype(jnp.float32)
+  logits = model(batch["inputs"], batch.get("positions"),
+                 batch.get("segment_ids")).astype(jnp.float32)
   mask = batch["loss_mask"].astype(jnp.float32)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
   n = jnp.maximum(mask.sum(), 1.0)

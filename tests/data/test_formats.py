@@ -96,3 +96,23 @@ def test_edit_target_code_sits_a_fixed_distance_after_its_source_code():
     source, target = tokens.index(IMG[0]), len(tokens) - 2 - len(IMG2)
     assert tokens[target:target + len(IMG2)] == list(IMG2)
     assert target - source == CODES.size + 4
+
+
+def test_pack_row_shifts_each_sequence_on_its_own():
+  one = formats.t2i_sequence(V, [1], np.array([[0]]))       # 8 tokens -> 7 positions
+  two = formats.text_sequence(V, [2, 3])                     # 4 tokens -> 3 positions
+  row = formats.pack_row(V, [one, two], 12)
+  assert row["segment_ids"].tolist() == [1] * 7 + [2] * 3 + [0] * 2
+  assert row["positions"].tolist() == list(range(7)) + list(range(3)) + [0] * 2
+  assert row["inputs"][:7].tolist() == one[0][:-1].tolist()
+  assert row["targets"][:7].tolist() == one[0][1:].tolist()
+  assert row["inputs"][7:10].tolist() == two[0][:-1].tolist()
+  assert row["targets"][7:10].tolist() == two[0][1:].tolist()     # no target crosses segments
+  assert row["loss_mask"].tolist() == one[1][1:].tolist() + two[1][1:].tolist() + [0] * 2
+  with pytest.raises(ValueError, match="need 10 positions"):
+    formats.pack_row(V, [one, two], 9)
+
+
+def test_und_dialogue_targets_every_answer():
+  _check(formats.und_sequence(V, CODES, [3], [5], more=[([4], [6, 7])]),
+         [BOS, BOI, H2, W3, *IMG, EOI, 3, 5, EOS, 4, 6, 7, EOS], [5, EOS, 6, 7, EOS])

@@ -204,3 +204,38 @@ def test_worker_processes_give_the_same_batches_and_resume(world):
   fresh = _iter(world, cfg, seed=8)
   fresh.set_state(state)
   assert _same(_take(fresh, 2), expected[2:])
+
+
+def _segments(row):
+  """[(inputs, targets, loss_mask, positions)] of each segment of a packed row."""
+  out = []
+  for k in range(1, int(row["segment_ids"].max()) + 1):
+    at = row["segment_ids"] == k
+    out.append(tuple(row[f][at] for f in ("inputs", "targets", "loss_mask", "positions")))
+  return out
+
+
+@pytest.mark.parametrize("fmt", ["t2i", "und", "edit", "text"])
+def test_packed_rows_hold_whole_sequences_one_per_segment(world, fmt):
+  v = VocabLayout.from_config(world.config.model)
+  rows = _rows_of(world, fmt, n=2, pack=True, cond_dropout=0.0)
+  assert set(rows[0]) == {"inputs", "targets", "loss_mask", "segment_ids", "positions"}
+  if fmt != "edit":   # two tiny-world edit rows (2 x 64 codes) never share a row
+    assert max(int(r["segment_ids"].max()) for r in rows) >= 2    # rows do fill up
+  for row in rows:
+    seg = row["segment_ids"]
+    real = seg > 0
+    assert real[:real.sum()].all() and (np.diff(seg[real]) >= 0).all()   # padding at the end
+    assert (row["inputs"][seg == 0] == v.pad).all() and not row["loss_mask"][seg == 0].any()
+    for inputs, targets, mask, positions in _segments(row):
+      assert inputs[0] == v.bos and positions.tolist() == list(range(len(inputs)))
+      assert targets[-1] == v.eos and mask[-1] == 1          # each sequence ends in its row
+      assert np.array_equal(targets[:-1], inputs[1:])        # shifted within the segment
+
+
+def test_und_dialogues_ask_several_questions_about_one_image(world):
+  v = VocabLayout.from_config(world.config.model)
+  rows = _rows_of(world, "und", n=2, und_questions=4)
+  answers = [int(((r["targets"] == v.eos) & (r["loss_mask"] > 0)).sum()) for r in rows]
+  assert max(answers) >= 2 and min(answers) >= 1
+  assert all((r["inputs"] == v.boi).sum() == 1 for r in rows)   # one image per row
