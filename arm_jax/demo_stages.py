@@ -67,8 +67,17 @@ def eval_rl(config, workdir: str) -> dict:
 
 
 def tokenizer_metrics(config, workdir: str) -> dict:
+  """Held-out teacher and tokenizer metrics, with the tokenizer's ceiling (what a perfect model
+  scores through it: eval/ceiling.py) added to <workdir>/tokenizer/tokenizer_metrics.json."""
+  from arm_jax.decode.loading import load_codec
+  from arm_jax.eval.ceiling import codec_ceiling
   from arm_jax.tokenizer.stages import tokenizer_metrics as measure
-  return measure(config, workdir)
+  out = measure(config, workdir)
+  out["ceiling"] = codec_ceiling(config, load_codec(config, workdir),
+                                 os.path.join(workdir, "tokenizer", "ceiling"))
+  with open(os.path.join(workdir, "tokenizer", "tokenizer_metrics.json"), "w") as f:
+    json.dump(out, f, indent=1)
+  return out
 
 
 def _parity(params, config, hf_dir: str, seed: int = 0) -> float:

@@ -7,7 +7,8 @@ codes of example i of the split: its image and, when it has an edit, the edit's 
 `write_codes` takes any batched encoder `encode(images [N, H, W, 3] uint8) -> [N, h, w] int32`;
 the visual tokenizer provides the real one. `patch_color_encoder` is a stand-in (mean colour of
 each patch, quantised) so that everything downstream runs and is testable before a tokenizer is
-trained.
+trained; `KindCodec` is the perfect tokenizer of a cell-aligned shapes world (one code per
+object kind), for tests that need a model to learn.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Callable
 import numpy as np
 import tqdm
 
+from arm_jax.data import world
 from arm_jax.data.sources import DataError, RecordSource, check_readable
 
 Encoder = Callable[[np.ndarray], np.ndarray]
@@ -49,6 +51,39 @@ def patch_color_decode(codes: np.ndarray, patch: int, levels: int) -> np.ndarray
   rgb = np.stack([codes // (levels * levels), (codes // levels) % levels, codes % levels], -1)
   pixels = ((rgb + 0.5) * 256.0 / levels).astype(np.uint8)
   return pixels.repeat(patch, axis=-3).repeat(patch, axis=-2)
+
+
+class KindCodec:
+  """The perfect tokenizer of a shapes world whose patches are its grid cells.
+
+  images [N, S, S, 3] uint8 <-> codes [N, grid, grid] int32: 0 for an empty cell, 1 + k for the
+  k-th (shape, colour, size) kind, by the nearest rendered template (exact on renders). It
+  stands in for a trained tokenizer in tests; it is not learned and not part of the method.
+  """
+
+  def __init__(self, image_size: int, grid: int):
+    if image_size % grid:
+      raise ValueError(f"KindCodec needs cells of whole pixels: image_size {image_size} is not "
+                       f"a multiple of grid {grid}")
+    self.cell, self.grid = image_size // grid, grid
+    self.kinds = [(s, c, z) for s in world.SHAPES for c in world.COLORS for z in world.SIZES]
+    blank = world.render(world.Scene((), 1), self.cell)
+    self.templates = np.stack([blank] + [
+        world.render(world.Scene((world.Obj(s, c, z, 0, 0),), 1), self.cell)
+        for s, c, z in self.kinds]).astype(np.float32)        # [1 + kinds, cell, cell, 3]
+    self.codebook_size = len(self.templates)
+
+  def encode(self, images: np.ndarray) -> np.ndarray:
+    n, g, p = len(images), self.grid, self.cell
+    patches = np.asarray(images, np.float32).reshape(n, g, p, g, p, 3).transpose(0, 1, 3, 2, 4, 5)
+    d2 = ((patches[:, :, :, None] - self.templates) ** 2).sum(axis=(-3, -2, -1))
+    return d2.argmin(-1).astype(np.int32)
+
+  def decode(self, codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes)
+    n, g, p = len(codes), self.grid, self.cell
+    tiles = self.templates[np.clip(codes, 0, self.codebook_size - 1)]   # [n, g, g, p, p, 3]
+    return tiles.transpose(0, 1, 3, 2, 4, 5).reshape(n, g * p, g * p, 3).astype(np.uint8)
 
 
 # --- records ------------------------------------------------------------------------------------

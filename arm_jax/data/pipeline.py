@@ -36,6 +36,7 @@ from arm_jax.model.vocab import VocabLayout
 
 FORMATS = DATA_FORMATS
 _MIN_SHUFFLE = 4096
+_FILL_TRIES = 3   # draws that did not fit before a packed row is closed
 
 
 @dataclasses.dataclass
@@ -154,11 +155,12 @@ def _row(ctx: Context, fmt: str, build, index: int, rng: np.random.Generator) ->
   cost = (lambda seq: len(seq[0]) - 1) if ctx.pack else (lambda seq: len(seq[0]))
   room = ctx.seq_len if ctx.pack else ctx.seq_len + 1
   pool = _indices(fmt, ctx)
-  sequences, used = [first], cost(first)
-  while True:
+  sequences, used, misses = [first], cost(first), 0
+  while misses < _FILL_TRIES and used < room:
     nxt = build(ctx, int(_pick(rng, pool)), rng)
-    if used + cost(nxt) > room:
-      break
+    if used + cost(nxt) > room:   # too long for what is left: draw another
+      misses += 1
+      continue
     sequences.append(nxt)
     used += cost(nxt)
   if ctx.pack:

@@ -79,10 +79,20 @@ def score(shown: world.Scene, quality: Quality, source: world.Scene,
 def summarize(rows: list[dict]) -> dict:
   """Means of G_SC, G_PQ, G_O over samples, and G_O per edit kind (rows carry 'kind')."""
   if not rows:
-    return {"G_SC": 0.0, "G_PQ": 0.0, "G_O": 0.0, "kinds": {}, "samples": 0}
-  kinds: dict[str, list[float]] = {}
+    return {"G_SC": 0.0, "G_PQ": 0.0, "G_O": 0.0, "G_SC_se": 0.0, "G_PQ_se": 0.0, "G_O_se": 0.0,
+            "followed": 0.0, "kinds": {}, "followed_kinds": {}, "samples": 0}
+  kinds: dict[str, list[dict]] = {}
   for row in rows:
-    kinds.setdefault(row.get("kind", "edit"), []).append(row["G_O"])
-  return {name: float(np.mean([r[name] for r in rows])) for name in ("G_SC", "G_PQ", "G_O")} | {
+    kinds.setdefault(row.get("kind", "edit"), []).append(row)
+  names = ("G_SC", "G_PQ", "G_O")
+  return {name: float(np.mean([r[name] for r in rows])) for name in names} | {
+      f"{name}_se": _se([r[name] for r in rows]) for name in names} | {
       "followed": float(np.mean([r["followed"] for r in rows])),
-      "kinds": {k: float(np.mean(v)) for k, v in kinds.items()}, "samples": len(rows)}
+      "kinds": {k: float(np.mean([r["G_O"] for r in v])) for k, v in kinds.items()},
+      "followed_kinds": {k: float(np.mean([r["followed"] for r in v])) for k, v in kinds.items()},
+      "samples": len(rows)}
+
+
+def _se(values) -> float:
+  """Standard error of the mean of `values` (0 for fewer than two)."""
+  return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0

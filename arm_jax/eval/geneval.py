@@ -216,5 +216,8 @@ def summarize(results: list[dict]) -> dict:
   for row in results:
     by_tag.setdefault(row["tag"], []).append(bool(row["correct"]))
   tasks = {tag: float(np.mean(v)) for tag, v in by_tag.items()}
+  # Sampling standard error of the mean of task means (binomial within each task).
+  var = [p * (1 - p) / len(by_tag[t]) for t, p in tasks.items()]
   return {"overall": float(np.mean(list(tasks.values()))) if tasks else 0.0,
+          "overall_se": float(np.sqrt(sum(var)) / len(var)) if var else 0.0,
           "tasks": tasks, "images": len(results)}

@@ -157,8 +157,26 @@ def headline(metrics: dict) -> dict:
                 "GEdit G_O": metrics["edit"]["G_O"]})
   if "understanding" in metrics:
     u = metrics["understanding"]
-    out.update({"POPE F1": u["pope_f1"], "MC acc": u["kinds"].get("choice", 0.0),
+    out.update({"POPE F1": u["pope_f1"], "und acc": u["accuracy"],
+                "MC acc": u["kinds"].get("choice", 0.0),
                 "count acc": u["kinds"].get("counting", 0.0)})
+  return out
+
+
+def headline_se(metrics: dict) -> dict:
+  """The eval's own sampling standard error of each headline score (same keys as headline):
+  a change smaller than this is within what another sampling draw of the same model gives."""
+  out = {}
+  if "geneval" in metrics:
+    out["GenEval"] = metrics["geneval"]["overall_se"]
+  if "wise" in metrics:
+    out["WISE"] = metrics["wise"]["wiscore_se"]
+  if "edit" in metrics:
+    out.update({f"GEdit {k}": metrics["edit"][f"{k}_se"] for k in ("G_SC", "G_PQ", "G_O")})
+  if "understanding" in metrics:
+    u = metrics["understanding"]
+    out["POPE F1"] = u["pope_f1_se"]
+    out["und acc"] = u["accuracy_se"]
   return out
 
 
@@ -199,6 +217,7 @@ def evaluate(config, model: EvalModel, out_dir: str, tokenizer_metrics: dict | N
   if tokenizer_metrics:
     metrics["tokenizer"] = dict(tokenizer_metrics)
   metrics["headline"] = headline(metrics)
+  metrics["headline_se"] = headline_se(metrics)
   metrics["provenance"] = rep.provenance(config, seed)
   sections = _timed(timing, "report", eval_sections, sets, metrics, shown, out_dir,
                     metrics["provenance"], curves_from)

@@ -173,8 +173,29 @@ def summarize(items: list[Item], answers: list[str]) -> dict:
       pope[subset] = pope_metrics([l for l, _ in pairs], [p for _, p in pairs])
   flat = [ok for oks in by_kind.values() for ok in oks]
   return {"accuracy": float(np.mean(flat)) if flat else 0.0,
+          "accuracy_se": float(np.sqrt(np.mean(flat) * (1 - np.mean(flat)) / len(flat)))
+          if flat else 0.0,
+          "pope_f1_se": _pope_f1_se(items, answers),
           "kinds": {k: float(np.mean(v)) for k, v in by_kind.items()},
           "pope": pope,
           "pope_f1": float(np.mean([m["f1"] for m in pope.values()])) if pope else 0.0,
           "pope_accuracy": float(np.mean([m["accuracy"] for m in pope.values()])) if pope else 0.0,
           "questions": len(flat)}
+
+
+def _pope_f1_se(items: list[Item], answers: list[str], draws: int = 200) -> float:
+  """Bootstrap standard error of the mean POPE F1 (questions resampled within each subset)."""
+  rng = np.random.default_rng(0)
+  subsets = [[(i.answer, parse_yes_no(a)) for i, a in zip(items, answers)
+              if i.kind == f"pope_{s}"] for s in POPE_SUBSETS]
+  subsets = [s for s in subsets if s]
+  if not subsets:
+    return 0.0
+  f1s = []
+  for _ in range(draws):
+    per = []
+    for pairs in subsets:
+      pick = [pairs[k] for k in rng.integers(len(pairs), size=len(pairs))]
+      per.append(pope_metrics([l for l, _ in pick], [p for _, p in pick])["f1"])
+    f1s.append(np.mean(per))
+  return float(np.std(f1s))

@@ -111,7 +111,10 @@ def summarize(rows: list[dict]) -> dict:
   by_sub: dict[str, list[float]] = {}
   for row in rows:
     by_sub.setdefault(row["Subcategory"], []).append(row["wiscore"])
-  return {"wiscore": float(np.mean([r["wiscore"] for r in rows])) if rows else 0.0,
+  scores = [r["wiscore"] for r in rows]
+  return {"wiscore": float(np.mean(scores)) if rows else 0.0,
+          "wiscore_se": float(np.std(scores, ddof=1) / np.sqrt(len(rows)))
+          if len(rows) > 1 else 0.0,
           "knowledge_accuracy": float(np.mean([r["consistency"] == 2 for r in rows]))
           if rows else 0.0,
           "subcategories": {k: float(np.mean(v)) for k, v in by_sub.items()},

@@ -85,3 +85,17 @@ def test_write_dataset_codes_covers_the_splits_and_skips_done_work(world, tmp_pa
   codes_lib.write_dataset_codes(world.config, world.data_dir, str(tmp_path), encode,
                                 encoder_id="tok-step-20", splits=("validation",))
   assert sum(calls) == 96 + 16
+
+
+def test_kind_codec_is_exact_on_cell_aligned_renders():
+  codec = codes_lib.KindCodec(48, 3)
+  rng = np.random.default_rng(0)
+  scenes = [world_lib.sample_scene(rng, 3, 3) for _ in range(40)]
+  images = np.stack([world_lib.render(s, 48) for s in scenes])
+  codes = codec.encode(images)
+  assert codes.shape == (40, 3, 3) and codes.max() < codec.codebook_size == 37
+  assert np.array_equal(codec.decode(codes), images)
+  for scene, grid in zip(scenes, codes):   # one code per kind: empty cells are 0, objects not
+    assert {tuple(map(int, rc)) for rc in np.argwhere(grid > 0)} == scene.cells()
+  with pytest.raises(ValueError, match="not a multiple of grid"):
+    codes_lib.KindCodec(64, 3)

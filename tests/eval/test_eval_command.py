@@ -35,7 +35,8 @@ def test_scores_the_loaded_model_and_writes_the_report(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "GenEval      1.000" in out and out.strip().endswith("report.md")
   metrics = json.load(open(tmp_path / "eval" / "metrics.json"))
-  assert set(metrics["headline"]) == {"GenEval", "POPE F1", "MC acc", "count acc"}
+  assert set(metrics["headline"]) == {"GenEval", "POPE F1", "und acc", "MC acc", "count acc"}
+  assert set(metrics["headline_se"]) == {"GenEval", "POPE F1", "und acc"}
   assert metrics["tokenizer"] == {"psnr": 21.5, "code_usage": 0.7}
   assert loaded == [""]
 

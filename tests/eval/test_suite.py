@@ -35,7 +35,8 @@ def test_oracle_scores_the_ceiling(oracle_run):
   metrics, _ = oracle_run
   assert metrics["headline"] == {"GenEval": 1.0, "WISE": pytest.approx(1.0), "GEdit G_SC": 10.0,
                                  "GEdit G_PQ": 10.0, "GEdit G_O": 10.0, "POPE F1": 1.0,
-                                 "MC acc": 1.0, "count acc": 1.0}
+                                 "und acc": 1.0, "MC acc": 1.0, "count acc": 1.0}
+  assert metrics["headline_se"]["GenEval"] == 0.0 and metrics["headline_se"]["GEdit G_O"] == 0.0
   assert metrics["tokenizer"] == {"psnr": 19.6}
   assert metrics["provenance"]["config"] == "shapes_tiny"
 
@@ -44,6 +45,7 @@ def test_wrong_model_scores_the_floor(config, tmp_path):
   metrics = run_eval(config, WrongModel(build_sets(config)), str(tmp_path))["headline"]
   assert metrics["GenEval"] == 0.0 and metrics["GEdit G_O"] == 0.0
   assert metrics["POPE F1"] == 0.0 and metrics["MC acc"] == 0.0 and metrics["count acc"] == 0.0
+  assert metrics["und acc"] == 0.0
   assert metrics["WISE"] <= 0.3 + 1e-9          # only the realism/aesthetic weight is left
 
 
@@ -163,3 +165,18 @@ def test_sample_seed_reseeds_sampling_but_keeps_the_items(config, tmp_path):
   (prompts, seed), = runs[99]
   assert default_seed == config.eval.seed and seed == 99
   assert prompts == default_prompts
+
+
+def test_standard_errors_by_hand():
+  from arm_jax.eval import editbench, geneval, wise
+  rows = [{"tag": "a", "correct": c} for c in (1, 0, 1, 1)] + \
+         [{"tag": "b", "correct": c} for c in (0, 0)]
+  g = geneval.summarize(rows)
+  # task a: p = 3/4 over 4 images, task b: p = 0 over 2; se = sqrt(sum p(1-p)/n) / 2 tasks
+  assert g["overall_se"] == pytest.approx((0.75 * 0.25 / 4) ** 0.5 / 2)
+  e = editbench.summarize([{"G_SC": s, "G_PQ": 10.0, "G_O": s, "followed": s > 0, "kind": k}
+                           for s, k in ((10.0, "add"), (0.0, "add"), (10.0, "move"))])
+  assert e["G_O_se"] == pytest.approx(np.std([10, 0, 10], ddof=1) / 3 ** 0.5)
+  assert e["followed_kinds"] == {"add": 0.5, "move": 1.0} and e["G_PQ_se"] == 0.0
+  w = wise.summarize([{"Subcategory": "x", "wiscore": v, "consistency": 2} for v in (1.0, 0.0)])
+  assert w["wiscore_se"] == pytest.approx(0.5)
