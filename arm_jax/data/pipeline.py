@@ -27,7 +27,8 @@ import numpy as np
 from arm_jax.config import DATA_FORMATS
 from arm_jax.data import codes as codes_lib
 from arm_jax.data import formats
-from arm_jax.data.questions import CAPTION_QUESTION
+from arm_jax.data import questions, world
+from arm_jax.data.questions import CAPTION_QUESTION, QA_KINDS
 from arm_jax.data.sources import (DataError, RecordSource, dataset_records, format_indices,
                                   open_records, world_params)
 from arm_jax.data.text_tokenizer import TextTokenizer, load_text_tokenizer
@@ -83,7 +84,7 @@ def _und(ctx: Context, index: int, rng: np.random.Generator):
   record, (image, _) = ctx.records[index], ctx.codes[index]
   options = [(q["question"], q["answer"]) for q in record["qa"]]
   if ctx.und_questions > 1:
-    return _dialogue(ctx, image, options, record["captions"][:1], rng)
+    return _dialogue(ctx, image, _questions(record, options, rng, ctx.und_questions))
   if record["captions"] and (not options or rng.random() < 1 / (len(options) + 1)):
     question, answer = CAPTION_QUESTION, record["captions"][0]
   else:
@@ -93,13 +94,32 @@ def _und(ctx: Context, index: int, rng: np.random.Generator):
   return formats.und_sequence(ctx.vocab, image, question_ids, answer_ids)
 
 
-def _dialogue(ctx: Context, image, options, caption, rng: np.random.Generator):
-  """Up to data.und_questions of the example's questions (and 'describe the image.') about one
-  image, in random order, as many as fit the row."""
-  pool = options + [(CAPTION_QUESTION, c) for c in caption]
+def _questions(record: dict, options, rng: np.random.Generator, n: int) -> list:
+  """n (question, answer) pairs about the record's image, 'describe the image.' among them.
+
+  With object annotations (the shapes world) each is drawn fresh from the scene, of a random
+  kind, so an image is asked something new every epoch; otherwise the stored pairs, shuffled.
+  """
+  caption = [(CAPTION_QUESTION, c) for c in record["captions"][:1]]
+  if not record.get("grid"):
+    pool = options + caption
+    return [pool[k] for k in rng.permutation(len(pool))[:n]]
+  scene = world.Scene.from_json(record["objects"], record["grid"])
+  kinds = tuple(k for k in QA_KINDS if scene.objects or k in ("existence", "counting"))
+  kinds += ("caption",) if caption else ()
+  out = []
+  for _ in range(n):
+    kind = kinds[int(rng.integers(len(kinds)))]
+    qa = caption[0] if kind == "caption" else questions.sample_qa(scene, rng, (kind,))
+    out.append(qa if kind == "caption" else (qa.question, qa.answer))
+  return out
+
+
+def _dialogue(ctx: Context, image, pool):
+  """The (question, answer) pairs of `pool` about one image, in order, as many as fit the row."""
   pairs, used = [], image.size + 6
-  for k in rng.permutation(len(pool))[:ctx.und_questions]:
-    q, a = ctx.ids(pool[k][0]), ctx.ids(pool[k][1])
+  for question, answer in pool:
+    q, a = ctx.ids(question), ctx.ids(answer)
     if pairs and used + len(q) + len(a) + 1 > ctx.seq_len + 1:
       break
     a = a[:_budget(used, ctx)]

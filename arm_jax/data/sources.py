@@ -160,13 +160,15 @@ class RecordSource:
       return {"image": self._fit(decode_image(raw[self.image_key], self.image_key))
                        if self.images else None,
               "captions": [_text(raw[self.text_key])], "qa": [], "instructions": [],
-              "target_image": None, "objects": [], "edit": None, "target_objects": []}
+              "target_image": None, "objects": [], "grid": 0, "edit": None,
+              "target_objects": []}
     target = np.asarray(raw["target_image"]) if self.images else np.zeros(0)
     return {"image": np.asarray(raw["image"]) if self.images else None,
             "captions": json.loads(raw["captions"]), "qa": json.loads(raw["qa"]),
             "instructions": json.loads(raw["edit_instructions"]),
             "target_image": target if target.size else None,
-            "objects": json.loads(raw["objects"]), "edit": json.loads(raw["edit"]),
+            "objects": json.loads(raw["objects"]), "grid": int(raw["grid"]),
+            "edit": json.loads(raw["edit"]),
             "target_objects": json.loads(raw["target_objects"])}
 
 

@@ -10,10 +10,18 @@ import jax
 from flax import nnx
 
 from arm_jax import sharding as shd
+from arm_jax.model.code_init import init_image_codes
 from arm_jax.model.transformer import Decoder, ModelConfig
+from arm_jax.tokenizer.api import load_visual_tokenizer
+from arm_jax.tokenizer.code_semantics import code_features
+from arm_jax.tokenizer.train_teacher import load_teacher
+from arm_jax.tokenizer.weights import latest_step
 from arm_jax.train import flops as flops_lib
 from arm_jax.train.loop import Stage, train
 from arm_jax.train.step import lm_loss
+
+
+STAGE = "pretrain"
 
 
 def decoder_fn(config):
@@ -42,16 +50,28 @@ def pretrain_stage(config) -> Stage:
   tokens = t.batch_size * t.seq_len
   z = t.z_loss
   return Stage(
-      name="pretrain", model_fn=decoder_fn(config),
+      name=STAGE, model_fn=decoder_fn(config),
       loss_fn=lambda model, batch, rng: lm_loss(model, batch, rng, z_loss=z), tcfg=t,
       flops_per_step=flops_lib.decoder_flops_per_token(mcfg, t.seq_len) * tokens,
       tokens_per_step=tokens, meta={"config": config.to_json()})
+
+
+def semantic_init(config, workdir: str, params: dict | None = None) -> dict:
+  """Decoder params (fresh, or `params`) whose image-code rows start from what each code draws
+  as the frozen teacher sees it (model.image_embed_init='tokenizer'; model/code_init.py)."""
+  vectors = code_features(load_visual_tokenizer(config, workdir), load_teacher(config, workdir))
+  if params is None:
+    params = nnx.to_pure_dict(nnx.state(decoder_fn(config)(nnx.Rngs(config.train.seed))))
+  return init_image_codes(params, vectors, ModelConfig.from_config(config.model),
+                          config.train.seed)
 
 
 def pretrain(config, workdir: str, *, data_iter=None, init_params=None):
   """Trains (or resumes) to config.train.steps. Returns (state, spec)."""
   mesh = shd.make_mesh(config.mesh)
   rules = shd.rules_of(config.mesh)
+  if config.model.image_embed_init == "tokenizer" and latest_step(workdir, STAGE) is None:
+    init_params = semantic_init(config, workdir, init_params)
   data_iter = train_iterator(config, workdir) if data_iter is None else data_iter
   return train(pretrain_stage(config), workdir=workdir, mesh=mesh, rules=rules,
                data_iter=data_iter, init_params=init_params)

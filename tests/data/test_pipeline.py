@@ -3,6 +3,7 @@ import pytest
 
 from arm_jax.data import pipeline
 from arm_jax.errors import UserError
+from arm_jax.data.sources import dataset_records
 from arm_jax.model.vocab import VocabLayout
 
 
@@ -239,3 +240,26 @@ def test_und_dialogues_ask_several_questions_about_one_image(world):
   answers = [int(((r["targets"] == v.eos) & (r["loss_mask"] > 0)).sum()) for r in rows]
   assert max(answers) >= 2 and min(answers) >= 1
   assert all((r["inputs"] == v.boi).sum() == 1 for r in rows)   # one image per row
+
+
+def test_dialogue_questions_are_drawn_fresh_from_the_scene(world):
+  from arm_jax.data import questions
+  from arm_jax.data.phrases import number_word
+  from arm_jax.data.world import Scene
+  records = dataset_records(world.config, world.data_dir, "train")
+  record = next(r for r in records if r["objects"])
+  draws = [pipeline._questions(record, [], np.random.default_rng(s), 3) for s in range(40)]
+  asked = {q for d in draws for q, _ in d}
+  assert len(asked) > len(record["qa"]) + 1            # more than the stored pairs and caption
+  scene = Scene.from_json(record["objects"], record["grid"])
+  colors = {o.color for o in scene.objects}
+  for q, a in (p for d in draws for p in d):
+    if q.startswith("what color") and q.endswith("?"):
+      assert a in colors                               # answers are the scene's truth
+  same = pipeline._questions(record, [], np.random.default_rng(3), 3)
+  assert same == draws[3]
+  empty = dict(record, objects=[])                     # an empty scene is asked what fits it
+  answers = {a for d in range(20)
+             for _, a in pipeline._questions(empty, [], np.random.default_rng(d), 3)}
+  assert answers - set(record["captions"][:1]) <= {"no", number_word(0)}
+  assert questions.CAPTION_QUESTION in asked
