@@ -154,6 +154,10 @@ class RecordSource:
   def __len__(self) -> int:
     return len(self.source)
 
+  def __iter__(self):
+    # ArrayRecord raises ValueError past the end, not the IndexError the sequence protocol needs
+    return (self[i] for i in range(len(self)))
+
   def __getitem__(self, index: int) -> dict:
     raw = self.source[int(index)]
     if not self.ours:
