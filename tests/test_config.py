@@ -4,10 +4,22 @@ from arm_jax.config import ConfigError, load_config
 from arm_jax import cli
 
 
-@pytest.mark.parametrize("name", ["shapes_tiny", "arm_7b", "gpu_h100"])
+@pytest.mark.parametrize("name", ["shapes_tiny", "shapes_cells", "arm_7b", "gpu_h100"])
 def test_recipes_load(name):
   cfg = load_config(name)
   assert cfg.name == name
+
+
+def test_cells_recipe_puts_one_patch_on_each_grid_cell():
+  cfg = load_config("shapes_cells")
+  grid = cfg.data.image_size // cfg.tokenizer.patch_size
+  assert grid == cfg.data.grid == cfg.model.max_grid
+  assert cfg.data.image_size % cfg.data.grid == 0
+
+
+def test_image_embed_init_is_checked():
+  with pytest.raises(ConfigError, match="image_embed_init"):
+    load_config("shapes_tiny", ["--config.model.image_embed_init=teacher"])
 
 
 def test_7b_shapes():

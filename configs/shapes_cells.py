@@ -1,0 +1,60 @@
+"""The toy recipe on a cell-aligned shapes world: one 16x16 patch per grid cell, so one visual
+code can stand for one object. Levers measured in docs/toy_levers.md.
+
+    arm-jax demo --config configs/shapes_cells.py --workdir runs/cells
+    make demo CONFIG=configs/shapes_cells.py WORKDIR=runs/cells
+"""
+import importlib.util
+import os
+
+
+def _shapes_tiny():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes_tiny.py")
+  spec = importlib.util.spec_from_file_location("shapes_tiny", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def get_config():
+  c = _shapes_tiny()
+  c.name = "shapes_cells"
+  # 48x48 images, 16x16 patches -> a 3x3 grid of codes, one per cell of the 3x3 world.
+  c.data.image_size = 48
+  c.data.num_train = 10000
+  c.teacher.patch_size = 16
+  c.teacher.batch_size = 64
+  c.tokenizer.patch_size = 16
+  c.model.max_grid = 3
+  # Unrolled layer stacks and f32 matmuls are faster on CPUs without bf16 units; measure yours.
+  c.model.scan_layers = False
+  c.teacher.scan_layers = False
+  c.tokenizer.scan_layers = False
+  c.model.dtype = "float32"
+  # Tokenizer: VQ keeps 36 object kinds on distinct codes where FSQ at the demo's semantic
+  # weights merged them; the semantic losses at a tenth of the demo's weights stop pulling
+  # different kinds onto one code (held-out exact scenes 0.15 -> 0.70, docs/toy_levers.md).
+  c.tokenizer.quantizer = "vq"
+  c.tokenizer.vq_codebook_size = 240
+  c.tokenizer.w_feature = 0.1
+  c.tokenizer.w_sigmoid = 0.02
+  c.tokenizer.w_caption = 0.1
+  c.tokenizer.w_entropy = 0.0
+  c.tokenizer.lr = 2e-3
+  c.tokenizer.steps = 800
+  c.tokenizer.batch_size = 32
+  # AR: short rows, packed, several questions per image, image-code rows seeded from what each
+  # code draws as the teacher sees it.
+  c.model.max_seq_len = 96
+  c.model.image_embed_init = "tokenizer"
+  c.train.seq_len = 64
+  c.train.batch_size = 64
+  c.train.steps = 500
+  c.train.lr = 2e-3
+  c.data.pack = True
+  c.data.und_questions = 4
+  c.data.mixture = (("t2i", 0.4), ("und", 0.3), ("edit", 0.25), ("text", 0.05))
+  c.eval.num_geneval = 64
+  c.eval.num_edit = 48
+  c.eval.num_und = 96
+  return c
