@@ -20,7 +20,7 @@ from arm_jax.errors import UserError
 STAGES = (
     ("build-data", "arm_jax.data.build:build_for_workdir", "render the shapes world"),
     ("train-teacher", "arm_jax.tokenizer.stages:train_teacher", "mini-SigLIP teacher"),
-    ("train-tokenizer", "arm_jax.tokenizer.stages:train_tokenizer", "FSQ tokenizer, 4 losses"),
+    ("train-tokenizer", "arm_jax.tokenizer.stages:train_tokenizer", "visual tokenizer, 4 losses"),
     ("tokenizer-metrics", "arm_jax.demo_stages:tokenizer_metrics", "PSNR, usage, zero-shot"),
     ("tokenize-dataset", "arm_jax.tokenizer.stages:tokenize_dataset", "images -> codes"),
     ("pretrain", "arm_jax.demo_stages:pretrain", "AR pretraining, all formats"),

@@ -59,21 +59,36 @@ def _tokenizer_section(workdir: str) -> rep.Section | None:
   body = ("Held-out shapes-world images. Zero-shot: shape and colour classified through text "
           "prompts in the aligned space; PSNR and code usage from the tokenizer's "
           "reconstructions (arm_jax/tokenizer/evaluate.py).\n\n" + rep.markdown_table(rows))
+  if m.get("ceiling"):
+    body += ("\n\nCeiling: what a perfect AR model could score through this tokenizer "
+             "(arm_jax/eval/ceiling.py). Exact scenes: encode -> decode parsed by the detector "
+             "equals the scene (every object's shape, colour, size and cell); GenEval and GEdit "
+             "score the true images after encode -> decode.\n\n" + rep.markdown_table(
+                 [{"ceiling": k, "value": v} for k, v in _flatten(m["ceiling"]).items()]))
   grid = os.path.join(workdir, "tokenizer", "tokenizer_reconstructions.png")
   return rep.Section("Visual tokenizer", body, [grid] if os.path.isfile(grid) else [])
 
 
 def _before_after(workdir: str) -> rep.Section | None:
-  sft = _load(os.path.join(workdir, "eval", "sft", "metrics.json")).get("headline", {})
-  after = _load(os.path.join(workdir, "eval", "rl", "metrics.json")).get("headline", {})
+  sft_m = _load(os.path.join(workdir, "eval", "sft", "metrics.json"))
+  rl_m = _load(os.path.join(workdir, "eval", "rl", "metrics.json"))
+  sft, after = sft_m.get("headline", {}), rl_m.get("headline", {})
   if not sft:
     return None
+  se = sft_m.get("headline_se", {})
   rows = [{"metric": k, "SFT (pretrained)": v, "after RL": after.get(k, ""),
-           "change": (after[k] - v) if k in after else ""} for k, v in sft.items()]
+           "change": (after[k] - v) if k in after else "", "sampling SE": se.get(k, "")}
+          for k, v in sft.items()]
   body = ("The paper's columns on the shapes world, before and after the GRPO schedule "
-          "(GenEval, WISE, POPE F1, accuracies in 0..1; GEdit scores 0..10). One seed; the "
-          "`arm-jax rl-study` command repeats RL over seeds for error bars.\n\n"
-          + rep.markdown_table(rows))
+          "(GenEval, WISE, POPE F1, accuracies in 0..1; GEdit scores 0..10). Sampling SE: the "
+          "standard error of the SFT score over the eval's items (a change smaller than it is "
+          "noise). One seed; the `arm-jax rl-study` command repeats RL over seeds for error "
+          "bars.\n\n" + rep.markdown_table(rows))
+  kinds = sft_m.get("understanding", {}).get("kinds", {})
+  if kinds:
+    after_kinds = rl_m.get("understanding", {}).get("kinds", {})
+    body += ("\n\nUnderstanding accuracy by question kind:\n\n" + rep.markdown_table(
+        [{"kind": k, "SFT": v, "after RL": after_kinds.get(k, "")} for k, v in kinds.items()]))
   return rep.Section("Before and after RL", body)
 
 

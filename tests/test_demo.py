@@ -83,3 +83,19 @@ def test_report_shows_the_tokenizer_metrics_and_reconstructions(tmp_path):
   open(tmp_path / "tokenizer" / "tokenizer_reconstructions.png", "wb").close()
   assert demo_report._tokenizer_section(str(tmp_path)).figures == [
       str(tmp_path / "tokenizer" / "tokenizer_reconstructions.png")]
+
+
+def test_report_prints_the_ceiling_and_the_sampling_se_beside_each_change(tmp_path):
+  from arm_jax import demo_report
+  os.makedirs(tmp_path / "tokenizer")
+  json.dump({"teacher": {}, "tokenizer": {"psnr": 30.0}, "ceiling": {"exact_scenes": 0.6875}},
+            open(tmp_path / "tokenizer" / "tokenizer_metrics.json", "w"))
+  assert "| exact_scenes | 0.688 |" in demo_report._tokenizer_section(str(tmp_path)).body
+  for name, geneval in (("sft", 0.5), ("rl", 0.625)):
+    os.makedirs(tmp_path / "eval" / name)
+    json.dump({"headline": {"GenEval": geneval}, "headline_se": {"GenEval": 0.0625},
+               "understanding": {"kinds": {"color": geneval}}},
+              open(tmp_path / "eval" / name / "metrics.json", "w"))
+  body = demo_report._before_after(str(tmp_path)).body
+  assert "| GenEval | 0.500 | 0.625 | 0.125 | 0.062 |" in body
+  assert "| color | 0.500 | 0.625 |" in body
