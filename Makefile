@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CONFIG ?= configs/shapes_tiny.py
+CONFIG ?= configs/shapes_cells.py
 WORKDIR ?= runs/demo
 
 .PHONY: demo test install clean bench
