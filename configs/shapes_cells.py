@@ -41,7 +41,7 @@ def get_config():
   c.tokenizer.w_caption = 0.1
   c.tokenizer.w_entropy = 0.0
   c.tokenizer.lr = 2e-3
-  c.tokenizer.steps = 800
+  c.tokenizer.steps = 700
   c.tokenizer.batch_size = 32
   # AR: short rows, packed, several questions per image, image-code rows seeded from what each
   # code draws as the teacher sees it.
@@ -49,7 +49,7 @@ def get_config():
   c.model.image_embed_init = "tokenizer"
   c.train.seq_len = 64
   c.train.batch_size = 64
-  c.train.steps = 500
+  c.train.steps = 450
   c.train.lr = 2e-3
   c.data.pack = True
   c.data.und_questions = 4
