@@ -1,5 +1,6 @@
 """Cluster discovery from the environment (no cluster needed) and a real 2-process CPU job."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -156,6 +157,12 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+def _xla_flags(devices: int) -> str:
+  """The suite's XLA_FLAGS (tests/conftest.py) with `devices` fake CPU devices."""
+  return re.sub(r"--xla_force_host_platform_device_count=\d+",
+                f"--xla_force_host_platform_device_count={devices}", os.environ["XLA_FLAGS"])
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -167,10 +174,10 @@ def test_two_cpu_processes_gather_across_processes(tmp_path):
   procs = []
   for pid in range(2):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
-               XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               XLA_FLAGS=_xla_flags(2),
                ARM_COORDINATOR=f"127.0.0.1:{port}", ARM_NUM_PROCESSES="2",
                ARM_PROCESS_ID=str(pid))
-    for key in [k for k in env if k.startswith("SLURM_")]:
+    for key in [k for k in env if k.startswith(("SLURM_", "JAX_COMPILATION_CACHE"))]:
       del env[key]
     procs.append(subprocess.Popen([sys.executable, "-c", _WORKER], env=env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

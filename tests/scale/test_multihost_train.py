@@ -34,8 +34,9 @@ def _free_port() -> int:
 
 
 def _env(devices: int, **extra) -> dict:
+  # No shared compilation cache: a program compiled for one process must not be reused by two.
   env = {k: v for k, v in os.environ.items()
-         if not k.startswith(("SLURM_", "ARM_", "TPU_"))}
+         if not k.startswith(("SLURM_", "ARM_", "TPU_", "JAX_COMPILATION_CACHE"))}
   env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
   return env
