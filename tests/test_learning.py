@@ -11,6 +11,8 @@ caption's words) stay near chance at 300 steps; see the README's measured-levers
 """
 import json
 import os
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -50,14 +52,24 @@ LEARNING = [
 ]
 
 
+def _config(workdir: str):
+  return load_config("shapes_tiny", LEARNING + [f"--config.data.data_dir={workdir}/data"])
+
+
 def train_tiny(workdir: str):
-  """Builds the one-object world, trains the decoder STEPS steps: (model, test records)."""
-  config = load_config("shapes_tiny", LEARNING + [f"--config.data.data_dir={workdir}/data"])
+  """Builds the one-object world and trains the decoder STEPS steps in `workdir`."""
+  config = _config(workdir)
   build_data(config, config.data.data_dir)
   codec = KindCodec(config.data.image_size, config.data.grid)
   write_dataset_codes(config, config.data.data_dir, f"{workdir}/codes", codec.encode,
                       encoder_id="kind-codec")
   pretrain(config, workdir, init_params=_drawn_code_rows(config, codec))
+
+
+def load_trained(workdir: str):
+  """The trained model and the held-out one-object records."""
+  config = _config(workdir)
+  codec = KindCodec(config.data.image_size, config.data.grid)
   trained_config, graphdef, params = loading.load_decoder(
       config, loading.find_decoder_step(workdir, ""))
   model = ArmModel(CompiledSampler(graphdef, params, trained_config),
@@ -81,7 +93,13 @@ def _drawn_code_rows(config, codec):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  return train_tiny(str(tmp_path_factory.mktemp("learning")))
+  # Training runs in a child at XLA's default optimisation level: the suite compiles at -O0
+  # (tests/conftest.py), which makes these 300 steps half again as slow.
+  workdir = str(tmp_path_factory.mktemp("learning"))
+  env = dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"].replace(
+      "--xla_backend_optimization_level=0", ""))
+  subprocess.run([sys.executable, os.path.abspath(__file__), workdir], env=env, check=True)
+  return load_trained(workdir)
 
 
 def test_draws_one_object_in_the_asked_cell(trained):
@@ -97,3 +115,7 @@ def test_training_loss_falls_below_the_stated_level(trained):
   rows = [json.loads(line) for line in open(trained.metrics)]
   first, last = rows[0]["loss"], rows[-1]["loss"]
   assert last <= LOSS_TARGET < first, f"loss {first:.3f} -> {last:.3f}"
+
+
+if __name__ == "__main__":
+  train_tiny(sys.argv[1])
