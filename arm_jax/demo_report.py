@@ -14,7 +14,7 @@ from arm_jax.eval import report as rep
 from arm_jax.train.metrics import read_jsonl
 
 PIPELINE = """```
-shapes world (tfds/ArrayRecord + grain) -> mini-SigLIP teacher -> FSQ tokenizer (4 losses)
+shapes world (tfds/ArrayRecord + grain) -> mini-SigLIP teacher -> {quantizer} tokenizer (4 losses)
   -> codes -> AR pretraining (und / T2I / edit / text) -> GRPO (T2I -> edit -> joint)
   -> eval (GenEval / WISE / GEdit / POPE analogues) -> export (HF safetensors + torch decoder)
 ```"""
@@ -134,7 +134,7 @@ def write(config, workdir: str) -> dict:
   out_dir = os.path.join(workdir, "report")
   prov = rep.provenance(config, config.train.seed)
   from arm_jax.demo import STAGES
-  sections = [rep.Section("Pipeline", PIPELINE),
+  sections = [rep.Section("Pipeline", PIPELINE.format(quantizer=config.tokenizer.quantizer.upper())),
               _timings_section(workdir, [name for name, _, _ in STAGES]),
               _tokenizer_section(workdir), _before_after(workdir), *_grids(workdir),
               _curves(workdir, out_dir, prov), _export_section(workdir)]
