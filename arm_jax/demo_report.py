@@ -134,7 +134,8 @@ def write(config, workdir: str) -> dict:
   out_dir = os.path.join(workdir, "report")
   prov = rep.provenance(config, config.train.seed)
   from arm_jax.demo import STAGES
-  sections = [rep.Section("Pipeline", PIPELINE.format(quantizer=config.tokenizer.quantizer.upper())),
+  pipeline = PIPELINE.format(quantizer=config.tokenizer.quantizer.upper())
+  sections = [rep.Section("Pipeline", pipeline),
               _timings_section(workdir, [name for name, _, _ in STAGES]),
               _tokenizer_section(workdir), _before_after(workdir), *_grids(workdir),
               _curves(workdir, out_dir, prov), _export_section(workdir)]

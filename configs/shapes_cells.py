@@ -4,20 +4,11 @@ code can stand for one object. Levers measured in docs/toy_levers.md.
     arm-jax demo --config configs/shapes_cells.py --workdir runs/cells
     make demo CONFIG=configs/shapes_cells.py WORKDIR=runs/cells
 """
-import importlib.util
-import os
-
-
-def _shapes_tiny():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes_tiny.py")
-  spec = importlib.util.spec_from_file_location("shapes_tiny", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+from arm_jax.config import load_config
 
 
 def get_config():
-  c = _shapes_tiny()
+  c = load_config("shapes_tiny")
   c.name = "shapes_cells"
   # 48x48 images, 16x16 patches -> a 3x3 grid of codes, one per cell of the 3x3 world.
   c.data.image_size = 48

@@ -20,7 +20,6 @@ import pytest
 from flax import nnx
 
 from arm_jax.config import load_config
-from arm_jax.data import world
 from arm_jax.data.build import build_data
 from arm_jax.data.codes import KindCodec, write_dataset_codes
 from arm_jax.data.sources import dataset_records
