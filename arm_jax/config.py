@@ -76,7 +76,9 @@ def _model() -> mc.ConfigDict:
       init_std=0.02,
       # Image-code rows of a fresh decoder (embedding and image head): random, or 'tokenizer':
       # what each code draws as the frozen teacher sees it (tokenizer/code_semantics.py), so
-      # codes that share a colour or shape start out related.
+      # codes that share a colour or shape start out related; or 'joint': codes and text
+      # tokens from the teacher's shared text-image space, so words start related to the codes
+      # they name (seeds the text rows too).
       image_embed_init="random",
       dtype="bfloat16",         # compute dtype of matmuls and activations
       param_dtype="float32",    # master weights
@@ -424,9 +426,9 @@ def validate(cfg: mc.ConfigDict) -> None:
   if m.n_heads % m.n_kv_heads:
     raise ConfigError(f"model.n_heads ({m.n_heads}) must be a multiple of model.n_kv_heads "
                       f"({m.n_kv_heads})")
-  if m.image_embed_init not in ("random", "tokenizer"):
-    raise ConfigError(f"model.image_embed_init='{m.image_embed_init}'; use 'random' or "
-                      "'tokenizer'")
+  if m.image_embed_init not in ("random", "tokenizer", "joint"):
+    raise ConfigError(f"model.image_embed_init='{m.image_embed_init}'; use 'random', "
+                      "'tokenizer' or 'joint'")
   if t.batch_size % t.grad_accum:
     raise ConfigError(f"train.batch_size ({t.batch_size}) must divide by train.grad_accum "
                       f"({t.grad_accum})")

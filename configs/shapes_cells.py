@@ -34,10 +34,11 @@ def get_config():
   c.tokenizer.lr = 2e-3
   c.tokenizer.steps = 700
   c.tokenizer.batch_size = 32
-  # AR: short rows, packed, several questions per image, image-code rows seeded from what each
-  # code draws as the teacher sees it.
+  # AR: short rows, packed, several questions per image; image-code and text rows seeded from the
+  # teacher's shared text-image space, so a word starts near the codes it names (GenEval
+  # 0.52 -> 0.74, G_O 0.21 -> 0.83 at 450 steps against image rows alone; docs/toy_levers.md).
   c.model.max_seq_len = 96
-  c.model.image_embed_init = "tokenizer"
+  c.model.image_embed_init = "joint"
   c.train.seq_len = 64
   c.train.batch_size = 64
   c.train.steps = 450

@@ -10,10 +10,10 @@ import jax
 from flax import nnx
 
 from arm_jax import sharding as shd
-from arm_jax.model.code_init import init_image_codes
+from arm_jax.model.code_init import init_image_codes, init_joint
 from arm_jax.model.transformer import Decoder, ModelConfig
 from arm_jax.tokenizer.api import load_visual_tokenizer
-from arm_jax.tokenizer.code_semantics import code_features
+from arm_jax.tokenizer.code_semantics import code_features, joint_vectors
 from arm_jax.tokenizer.train_teacher import load_teacher
 from arm_jax.tokenizer.weights import latest_step
 from arm_jax.train import flops as flops_lib
@@ -58,19 +58,24 @@ def pretrain_stage(config) -> Stage:
 
 def semantic_init(config, workdir: str, params: dict | None = None) -> dict:
   """Decoder params (fresh, or `params`) whose image-code rows start from what each code draws
-  as the frozen teacher sees it (model.image_embed_init='tokenizer'; model/code_init.py)."""
-  vectors = code_features(load_visual_tokenizer(config, workdir), load_teacher(config, workdir))
+  as the frozen teacher sees it (model.image_embed_init='tokenizer'), or whose image-code and
+  text rows start from the teacher's shared text-image space ('joint'); model/code_init.py."""
+  mcfg = ModelConfig.from_config(config.model)
+  vt, teacher = load_visual_tokenizer(config, workdir), load_teacher(config, workdir)
   if params is None:
     params = nnx.to_pure_dict(nnx.state(decoder_fn(config)(nnx.Rngs(config.train.seed))))
-  return init_image_codes(params, vectors, ModelConfig.from_config(config.model),
-                          config.train.seed)
+  if config.model.image_embed_init == "joint":
+    v = mcfg.vocab
+    codes, tokens = joint_vectors(vt, teacher, v.text_size, v.eos, v.pad)
+    return init_joint(params, codes, tokens, mcfg, config.train.seed)
+  return init_image_codes(params, code_features(vt, teacher), mcfg, config.train.seed)
 
 
 def pretrain(config, workdir: str, *, data_iter=None, init_params=None):
   """Trains (or resumes) to config.train.steps. Returns (state, spec)."""
   mesh = shd.make_mesh(config.mesh)
   rules = shd.rules_of(config.mesh)
-  if config.model.image_embed_init == "tokenizer" and latest_step(workdir, STAGE) is None:
+  if config.model.image_embed_init != "random" and latest_step(workdir, STAGE) is None:
     init_params = semantic_init(config, workdir, init_params)
   data_iter = train_iterator(config, workdir) if data_iter is None else data_iter
   return train(pretrain_stage(config), workdir=workdir, mesh=mesh, rules=rules,
