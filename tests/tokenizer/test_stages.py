@@ -97,3 +97,24 @@ def test_bad_inputs_are_one_line_errors(run, tmp_path, tiny_tok):
     train_tokenizer(wider, run.workdir, name="tokenizer_wider")
   with pytest.raises(UserError, match="quantizer"):
     tokenizer_fn(load_config("shapes_tiny", ["--config.tokenizer.quantizer=lfq"]))
+
+
+def test_pretrain_seeds_rows_from_the_trained_teacher_and_tokenizer(run):
+  """model.image_embed_init: 'tokenizer' seeds the code rows only; 'joint' the text rows too,
+  from the same teacher and tokenizer checkpoints; the specials keep their fresh init."""
+  from flax import nnx
+  from arm_jax.model.transformer import ModelConfig
+  from arm_jax.train.pretrain import decoder_fn, semantic_init
+  v = ModelConfig.from_config(run.cfg.model).vocab
+  fresh = np.asarray(nnx.to_pure_dict(nnx.state(decoder_fn(run.cfg)(
+      nnx.Rngs(run.cfg.train.seed))))["embed"]["embedding"])
+  table = {}
+  for mode in ("tokenizer", "joint"):
+    cfg = load_config("shapes_tiny", run.overrides + [f"--config.model.image_embed_init={mode}"])
+    table[mode] = np.asarray(semantic_init(cfg, run.workdir)["embed"]["embedding"])
+  np.testing.assert_array_equal(table["tokenizer"][:v.image_offset], fresh[:v.image_offset])
+  assert not np.allclose(table["joint"][:v.text_size], fresh[:v.text_size])
+  np.testing.assert_array_equal(table["joint"][v.text_size:v.image_offset],
+                                fresh[v.text_size:v.image_offset])
+  assert not np.allclose(table["joint"][v.image_offset:], table["tokenizer"][v.image_offset:])
+  assert not np.allclose(table["joint"][v.image_offset:], fresh[v.image_offset:])
