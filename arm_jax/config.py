@@ -148,6 +148,9 @@ def _data() -> mc.ConfigDict:
       pack=False,
       und_questions=1,          # questions (and answers) about one image per und sequence
       worker_count=0,           # grain worker processes (0 = in the main process)
+      # Records (captions, questions, objects; no images) kept in memory after their first
+      # read when the codes are precomputed, as pretraining reads them; 0 = parse every read.
+      memo_records=100_000,
       prefetch=2,
       shuffle=True,
   ))

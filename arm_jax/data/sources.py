@@ -150,6 +150,11 @@ class RecordSource:
   name: str = ""
   images: bool = True    # False: image fields come back None (codes are precomputed)
   params: object = None  # WorldParams: other datasets' images are fitted to its sizes
+  # Records kept after their first read, up to this many (0 = none). The packed pretraining
+  # mixture reads each record dozens of times; parsing it again was half of a shapes_cells
+  # batch's input time.
+  memo_limit: int = 0
+  _memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
   def __len__(self) -> int:
     return len(self.source)
@@ -159,7 +164,16 @@ class RecordSource:
     return (self[i] for i in range(len(self)))
 
   def __getitem__(self, index: int) -> dict:
-    raw = self.source[int(index)]
+    index = int(index)
+    record = self._memo.get(index)
+    if record is None:
+      record = self._read(index)
+      if len(self._memo) < self.memo_limit:
+        self._memo[index] = record
+    return record
+
+  def _read(self, index: int) -> dict:
+    raw = self.source[index]
     if not self.ours:
       return {"image": self._fit(decode_image(raw[self.image_key], self.image_key))
                        if self.images else None,
@@ -185,11 +199,12 @@ class RecordSource:
 
 def open_records(name: str, data_dir: str, split: str, *, image_key: str = "image",
                  text_key: str = "caption", images: bool = True,
-                 params=None) -> RecordSource:
+                 params=None, memo_limit: int = 0) -> RecordSource:
   """Uniform records of `split` of dataset `name` (ours, or any tfds image+text dataset).
 
   images=False skips decoding the image fields (the pipeline reads precomputed codes instead);
-  `params` (WorldParams) fits other datasets' images to the configured sizes.
+  `params` (WorldParams) fits other datasets' images to the configured sizes; up to
+  `memo_limit` records are kept in memory after their first read.
   """
   import tensorflow_datasets as tfds
   builder = open_builder(name, data_dir)
@@ -204,7 +219,8 @@ def open_records(name: str, data_dir: str, split: str, *, image_key: str = "imag
   skip = None if images else {k: tfds.decode.SkipDecoding() for k in keys}
   source = open_split(builder, split, skip)
   check_readable(source, f"split '{split}' of {builder.data_dir}")
-  return RecordSource(source, ours, image_key, text_key, str(builder.data_dir), images, params)
+  return RecordSource(source, ours, image_key, text_key, str(builder.data_dir), images, params,
+                      memo_limit)
 
 
 def format_indices(records: RecordSource, split: str) -> dict[str, np.ndarray]:
@@ -233,7 +249,8 @@ def dataset_records(config, data_dir: str, split: str, *, images: bool = True) -
       raise DataError(f"shapes_world is not built in {data_dir} for this config; run "
                       f"`arm-jax build-data` with the same config first")
   return open_records(name, data_dir, split, image_key=d.image_key, text_key=d.text_key,
-                      images=images, params=world_params(config))
+                      images=images, params=world_params(config),
+                      memo_limit=0 if images else d.memo_records)
 
 
 def world_params(config):

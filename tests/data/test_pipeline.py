@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -263,3 +265,32 @@ def test_dialogue_questions_are_drawn_fresh_from_the_scene(world):
              for _, a in pipeline._questions(empty, [], np.random.default_rng(d), 3)}
   assert answers - set(record["captions"][:1]) <= {"no", number_word(0)}
   assert questions.CAPTION_QUESTION in asked
+
+
+def test_records_without_images_are_parsed_once_up_to_the_memo_limit(world):
+  records = dataset_records(world.config, world.data_dir, "train", images=False)
+  assert records.memo_limit == world.config.data.memo_records > 0
+  reads = []
+  records.source = _Counting(records.source, reads)
+  first = [records[i] for i in (0, 1, 0, 2, 1)]
+  assert reads == [0, 1, 2]                                      # each parsed once
+  fresh = dataset_records(world.config, world.data_dir, "train", images=False)
+  assert [json.dumps(r, sort_keys=True, default=str) for r in first] == \
+      [json.dumps(fresh[i], sort_keys=True, default=str) for i in (0, 1, 0, 2, 1)]
+  records.memo_limit, records._memo = 1, {}
+  reads.clear()
+  _ = [records[i] for i in (0, 1, 1, 0)]
+  assert reads == [0, 1, 1]                                      # only record 0 was kept
+  assert dataset_records(world.config, world.data_dir, "train").memo_limit == 0   # images: never
+
+
+class _Counting:
+  def __init__(self, source, reads):
+    self.source, self.reads = source, reads
+
+  def __getitem__(self, index):
+    self.reads.append(index)
+    return self.source[index]
+
+  def __len__(self):
+    return len(self.source)
