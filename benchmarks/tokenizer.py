@@ -10,7 +10,8 @@ Figures (random weights: speed does not depend on training):
 Baselines measured in the same run:
   plain JAX         the same encoder / decoder math written as plain functions (no NNX, no
                     logical sharding), so the ratio shows what the module structure costs;
-  matmul peak       float32 matmul FLOP/s, the denominator of "% of peak" (XLA's FLOP count).
+  matmul peak       the best matmul rate (train/flops.best_peak), the denominator of "% of peak"
+                    (XLA's FLOP count).
 On a shared machine every figure moves with the load; the ratios move much less.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from arm_jax.config import load_config
 from arm_jax.tokenizer.api import VisualTokenizer
 from arm_jax.tokenizer.train_teacher import teacher_loss, teacher_fn
 from arm_jax.tokenizer.train_tokenizer import make_loss, tokenizer_fn
-from arm_jax.train.flops import measure_peak_flops
+from arm_jax.train.flops import best_peak
 from arm_jax.train.optimizer import make_optimizer
 from arm_jax.train.state import create_state
 from arm_jax.train.step import make_train_step
@@ -182,9 +183,9 @@ def main() -> None:
   args, overrides = parser.parse_known_args()
   cfg = load_config(args.config, ["--config.mesh.shape=(1,1,1)"] + overrides)
   reps = 3 if args.quick else 10
-  peak = measure_peak_flops(n=1024, reps=5, dtype=jnp.float32)
-  print(f"{jax.devices()[0].device_kind}: float32 matmul peak {peak / 1e9:.0f} GFLOP/s "
-        f"(measured now)")
+  best = best_peak()
+  peak = best.flops
+  print(f"measured peak: {best}")
   bench_codec(cfg, reps, peak)
   bench_train(cfg, max(2, reps // 2), peak)
 

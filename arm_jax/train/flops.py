@@ -5,6 +5,7 @@ MFU = model FLOPs per step / step time / peak FLOP/s, with the peak measured in 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import jax
@@ -38,6 +39,31 @@ def measure_peak_flops(n: int = 2048, reps: int = 5, dtype=jnp.bfloat16) -> floa
     r = f(a)
   r.block_until_ready()
   return 2 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+@dataclasses.dataclass(frozen=True)
+class Peak:
+  """The best matmul rate measured on this device: the benchmarks' one MFU denominator."""
+  flops: float   # FLOP/s
+  n: int         # side of the square matmul that reached it
+  dtype: str
+  device: str    # jax device_kind
+
+  def __str__(self) -> str:
+    return (f"{self.flops / 1e9:,.0f} GFLOP/s ({self.dtype} {self.n}x{self.n} matmul, best of the "
+            f"sizes and dtypes tried, on {self.device})")
+
+
+def best_peak(sizes: tuple[int, ...] | None = None,
+              dtypes: tuple[str, ...] = ("bfloat16", "float32"), reps: int = 3) -> Peak:
+  """The fastest of n^3 matmuls over `sizes` x `dtypes` (default sizes: up to 4096 on CPU,
+  16384 on accelerators). MFU is then against the best this machine does, whichever dtype
+  that is: bf16 on a chip with bf16 units, f32 on a CPU without them."""
+  if sizes is None:
+    sizes = (1024, 2048, 4096) if jax.default_backend() == "cpu" else (4096, 8192, 16384)
+  rate, n, dtype = max((measure_peak_flops(n, reps, jnp.dtype(d)), n, d)
+                       for n in sizes for d in dtypes)
+  return Peak(rate, n, dtype, jax.devices()[0].device_kind)
 
 
 # ---------------------------------------------------------------------------------------------
