@@ -154,7 +154,8 @@ class RecordSource:
   # mixture reads each record dozens of times; parsing it again was half of a shapes_cells
   # batch's input time.
   memo_limit: int = 0
-  _memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+  _memo: dict = dataclasses.field(default_factory=dict, init=False, repr=False,
+                                 compare=False)
 
   def __len__(self) -> int:
     return len(self.source)
