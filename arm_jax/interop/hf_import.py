@@ -149,8 +149,9 @@ def checkpoint_sources(hf_dir: str, config) -> tuple[dict[str, LazyArray], dict]
       expect(L.FINAL_NORM, a.shape)
       out[name] = plain(index, L.FINAL_NORM, a.shape)
     else:
-      raise NotImplementedError(f"decoder leaf {name} has no Hugging Face counterpart in "
-                                f"interop/hf_layout.py")
+      # Only a decoder parameter added without its checkpoint name gets here: a bug, not input.
+      raise RuntimeError(f"decoder leaf {name} has no Hugging Face counterpart; map it in "
+                         f"interop/hf_layout.py and interop/hf_import.py")
   ignored = [n for n in index.names() if n not in used]
   if ignored:
     log.warning("ignoring %d checkpoint tensors the decoder does not use (e.g. %s)",

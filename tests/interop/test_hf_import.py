@@ -129,3 +129,13 @@ def test_missing_or_misshapen_tensor_is_named(tmp_path):
   with pytest.raises(CheckpointFormatError,
                      match=r"model\.layers\.0\.self_attn\.k_proj\.bias .*\(31,\).*\(32,\)"):
     import_params(bad, tiny_hf.config())
+
+
+def test_a_decoder_leaf_without_a_checkpoint_name_is_named(qwen_dir, monkeypatch):
+  import jax
+  from arm_jax.interop import hf_import
+  real = hf_import.weights.abstract_params
+  monkeypatch.setattr(hf_import.weights, "abstract_params", lambda config: dict(
+      real(config), gate={"scale": jax.ShapeDtypeStruct((4,), np.float32)}))
+  with pytest.raises(RuntimeError, match=r"gate\.scale has no Hugging Face counterpart"):
+    import_params(qwen_dir[1], tiny_hf.config())
