@@ -2,17 +2,24 @@
 
 Layout of a step directory: `state` (params, opt_state, step, rng: a plain dict), `data` (the
 grain iterator state, so a resumed run sees exactly the batches it would have seen), `meta`
-(JSON: stage name, config). Saves are async and atomic (orbax writes a temporary directory and
-renames it), so a crash mid-save leaves the previous step intact. A failed write (disk full, ...)
-is a one-line CheckpointError naming the step that failed, also when an async save reports it
-only at the next save or at close().
+(JSON: stage name, config), `checksums` (JSON: a fingerprint of every array of `state`, CRCs of
+the data position and of meta, see checksum.py; in the same atomic step as what it covers).
 
-Resume order: newest step first; a step that cannot be read is moved aside to
-`<dir>.corrupt/` with a warning and the next older one is tried; if none can be read the run
-stops with a one-line error instead of starting over.
+Saves are async and atomic (orbax writes a temporary directory and renames it), so a crash
+mid-save leaves the previous step intact. Each save attempt writes under its own temporary name,
+so retrying a step after a failed save in the same process never meets the failed attempt's
+late writes. A failed write (disk full, ...) is a one-line CheckpointError naming the step that
+failed, also when an async save reports it only at the next save or at close().
+
+Resume order: newest step first; a step that cannot be read, or whose restored values do not
+match its checksums (a flipped byte in a data file), is moved aside to `<dir>.corrupt/` with a
+one-line warning and the next older one is tried; if none can be read the run stops with a
+one-line error instead of starting over. Steps written before checksums existed are restored
+unchecked.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
@@ -23,10 +30,13 @@ import shutil
 
 import grain
 import jax
+from etils import epath
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
+from orbax.checkpoint.path import atomicity
 
 from arm_jax.errors import UserError
+from arm_jax.train import checksum
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +45,60 @@ class CheckpointError(UserError):
   """A checkpoint could not be saved or restored."""
 
 
+class ChecksumMismatch(Exception):
+  """Restored values differ from the checksums saved with them."""
+
+
+class _AttemptTemporaryPath(atomicity.AtomicRenameTemporaryPath):
+  """Orbax's atomic rename, with `<step>.orbax-checkpoint-tmp-<n>` for the n-th attempt at a step.
+
+  Orbax names every attempt `<step>.orbax-checkpoint-tmp`. After a failed save, writes of that
+  attempt may still be landing (orbax reports the first failure without joining the rest) and
+  recreate directories under the name a retry is using ("File exists"). Attempts count per path
+  and process, so all processes of a multi-host save agree on the name; a new process starts at
+  0 again, where orbax replaces an unfinished directory of a run that is gone.
+  """
+  _attempts: collections.Counter = collections.Counter()
+
+  @classmethod
+  def from_final(cls, final_path, **kwargs):
+    if atomicity.TMP_DIR_SUFFIX in final_path.parent.name:   # an item inside a step: unique already
+      return super().from_final(final_path, **kwargs)
+    n = cls._attempts[str(final_path)]
+    cls._attempts[str(final_path)] += 1
+    tmp = final_path.parent / f"{final_path.name}{atomicity.TMP_DIR_SUFFIX}-{n}"
+    return cls(tmp, final_path, **kwargs)
+
+
 class Checkpoints:
-  """Save/restore {state, data, meta} under `directory` (keeps the newest `keep` steps)."""
+  """Save/restore {state, data, meta, checksums} under `directory` (keeps the newest `keep`)."""
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
     self.directory = os.path.abspath(directory)
+    # No cleanup_tmp_directories: late writes of a failed attempt in this process may still be
+    # landing in its temporary directory. A later process's first attempt at that step replaces it.
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
+        max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
+        temporary_path_class=_AttemptTemporaryPath)
     self.manager = ocp.CheckpointManager(
         self.directory, options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "data": grain.checkpoint.CheckpointHandler(),
-                       "meta": ocp.JsonCheckpointHandler()})
+                       "meta": ocp.JsonCheckpointHandler(),
+                       "checksums": ocp.JsonCheckpointHandler()})
     self._unconfirmed: list[int] = []
     self._failed: CheckpointError | None = None
 
   # --- saving ----------------------------------------------------------------------------------
   def save(self, step: int, state, data_iter=None, meta: dict | None = None,
            force: bool = False) -> None:
-    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta or {})}
+    meta = meta or {}
+    sums = {"state": checksum.fingerprint(state), "meta": checksum.json_digest(meta)}
+    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+      sums["data"] = checksum.json_digest(data_iter.get_state())
+    items["checksums"] = ocp.args.JsonSave(sums)
     # An async save reports its write errors only later (at the next save or wait): keep the
     # steps that may still be in flight so the error names the one that failed.
     self._unconfirmed.append(step)
@@ -120,11 +163,7 @@ class Checkpoints:
     for step in steps:
       self._check_shapes(step, abstract_state)
       try:
-        items = {"state": ocp.args.StandardRestore(abstract_state),
-                 "meta": ocp.args.JsonRestore()}
-        if data_iter is not None:
-          items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
-        out = self.manager.restore(step, args=ocp.args.Composite(**items))
+        out = self._restore_checked(step, abstract_state, data_iter)
       except Exception as e:  # orbax/tensorstore raise many types for unreadable files
         failures.append(f"step {step}: {type(e).__name__}")
         self._quarantine(step, e)
@@ -139,6 +178,28 @@ class Checkpoints:
           f"moved to {self.directory}.corrupt/; delete that folder to start over or restore a "
           f"backup")
     return None, 0, {}
+
+  def _restore_checked(self, step: int, abstract_state, data_iter) -> dict:
+    """Restores `step`; raises ChecksumMismatch if its values are not those saved."""
+    items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
+    if data_iter is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+    checked = (epath.Path(self.directory) / str(step) / "checksums").exists()
+    if checked:
+      items["checksums"] = ocp.args.JsonRestore()
+    out = self.manager.restore(step, args=ocp.args.Composite(**items))
+    if not checked:
+      return out
+    sums = out["checksums"]
+    bad = checksum.mismatches(sums["state"], checksum.fingerprint(out["state"]))
+    if bad:
+      more = f" and {len(bad) - 1} more arrays differ" if len(bad) > 1 else " differs"
+      raise ChecksumMismatch(f"{bad[0]}{more} from the checksums saved with them")
+    if data_iter is not None and sums.get("data") != checksum.json_digest(data_iter.get_state()):
+      raise ChecksumMismatch("the data position differs from the checksum saved with it")
+    if sums.get("meta") != checksum.json_digest(out["meta"] or {}):
+      raise ChecksumMismatch("meta differs from the checksum saved with it")
+    return out
 
   def _check_shapes(self, step: int, abstract_state) -> None:
     """A config/checkpoint mismatch is the user's error, not corruption: say so, move nothing."""
@@ -167,7 +228,8 @@ class Checkpoints:
     while os.path.exists(dst):
       n += 1
       dst = os.path.join(dst_root, f"{step}.{n}")
-    log.warning("checkpoint step %d is unreadable (%s: %s); moved to %s", step,
+    what = "failed its checksum" if isinstance(error, ChecksumMismatch) else "is unreadable"
+    log.warning("checkpoint step %d %s (%s: %s); moved to %s", step, what,
                 type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
                 dst)
     # Several processes share the directory: one moves, all wait for it before rereading.

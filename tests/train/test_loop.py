@@ -1,4 +1,5 @@
 """The shared train loop: checkpoints, resume after kill -9, SIGTERM, corrupt checkpoints, NaNs."""
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,8 @@ import pytest
 from arm_jax.config import load_config
 from arm_jax.data.synthetic import synthetic_dataset
 from arm_jax.errors import UserError
-from arm_jax.train.checkpoint import CheckpointError, WorkdirBusyError, workdir_lock
+from arm_jax.train.checkpoint import (CheckpointError, Checkpoints, WorkdirBusyError,
+                                      workdir_lock)
 from arm_jax.train.loop import NonFiniteLossError
 from arm_jax.train.pretrain import pretrain
 
@@ -96,17 +98,36 @@ def _corrupt(step_dir):
         fh.write(b"garbage")
 
 
-def test_corrupt_latest_falls_back_to_previous(tmp_path, tiny_overrides, caplog):
+def test_corrupt_latest_falls_back_to_previous(tmp_path, tiny_overrides, caplog, monkeypatch):
   cfg = _cfg(tiny_overrides, "--config.train.steps=4", "--config.train.ckpt_every=2")
   pretrain(cfg, str(tmp_path))
   ckpts = tmp_path / "checkpoints" / "pretrain"
+  shutil.copytree(ckpts / "2", tmp_path / "step_2_as_saved")
   _corrupt(ckpts / "4")
+  # What the resumed run restores, copied before its first step donates the arrays.
+  restored, real_restore = [], Checkpoints.restore
+
+  def spy(self, abstract, data_iter=None):
+    out = real_restore(self, abstract, data_iter)
+    restored.append((abstract, jax.device_get(out[0]), out[1], data_iter.get_state()))
+    return out
+  monkeypatch.setattr(Checkpoints, "restore", spy)
   cfg6 = _cfg(tiny_overrides, "--config.train.steps=6", "--config.train.ckpt_every=2")
   state, _ = pretrain(cfg6, str(tmp_path))
   assert int(state["step"]) == 6
   assert (tmp_path / "checkpoints" / "pretrain.corrupt" / "4").exists()   # moved, not deleted
   assert "unreadable" in caplog.text
   assert "resumed from step 2" in caplog.text   # not a silent restart from scratch
+  # Step 2 came back bit-identical: params, optimizer state, step, RNG and data position.
+  (abstract, got, step, position), = restored
+  assert step == 2
+  saved = ocp.StandardCheckpointer().restore(tmp_path / "step_2_as_saved" / "state", abstract)
+  got, saved = (jax.tree_util.tree_flatten_with_path(t)[0] for t in (got, saved))
+  assert [p for p, _ in got] == [p for p, _ in saved]
+  for (path, x), (_, y) in zip(got, saved):
+    np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+  with open(tmp_path / "step_2_as_saved" / "data" / "process_0-of-1.json") as f:
+    assert position == json.load(f)
 
 
 def test_all_checkpoints_corrupt_is_one_line_error(tmp_path, tiny_overrides):
