@@ -138,6 +138,11 @@ def _data() -> mc.ConfigDict:
       num_validation=1000,
       num_test=1000,
       seed=0,
+      # What the teacher and the tokenizer train on: 'train', the built train split (the
+      # held-out colour-shape pairs excluded), or 'world', shapes-world scenes rendered on the
+      # fly with every pair, as perception models are trained on broad data of their own. The
+      # AR model's data keeps the pairs out either way, so held-out prompts still test it.
+      perception_data="train",
       text_tokenizer="",        # '' -> sentencepiece trained on the corpus; or a tokenizer.json
       # Format mixture weights, formats from DATA_FORMATS (the paper's 7B mix: configs/arm_7b.py).
       mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
@@ -445,6 +450,11 @@ def validate(cfg: mc.ConfigDict) -> None:
   if cfg.tokenizer.w_entropy and cfg.tokenizer.entropy_temperature <= 0:
     raise ConfigError(f"tokenizer.entropy_temperature ({cfg.tokenizer.entropy_temperature}) "
                       "must be > 0 when tokenizer.w_entropy is on; try 0.1")
+  if cfg.data.perception_data not in ("train", "world"):
+    raise ConfigError(f"data.perception_data='{cfg.data.perception_data}'; use 'train' or 'world'")
+  if cfg.data.perception_data == "world" and cfg.data.dataset != "shapes_world":
+    raise ConfigError(f"data.perception_data='world' renders the shapes world, but data.dataset "
+                      f"is '{cfg.data.dataset}'; use --config.data.perception_data=train")
   codes = 1
   for level in cfg.tokenizer.fsq_levels:
     codes *= level

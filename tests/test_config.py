@@ -52,6 +52,11 @@ def test_wrong_type_and_cross_field_errors():
     load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0"])
   load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0",
                               "--config.tokenizer.w_entropy=0.0"])
+  with pytest.raises(ConfigError, match="perception_data"):
+    load_config("shapes_tiny", ["--config.data.perception_data=web"])
+  with pytest.raises(ConfigError, match="renders the shapes world"):
+    load_config("shapes_tiny", ["--config.data.perception_data=world",
+                                "--config.data.dataset=synthetic"])
 
 
 def test_cli_unknown_key_is_one_line_exit_2(capsys):

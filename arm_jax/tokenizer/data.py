@@ -2,8 +2,9 @@
 
 One linear grain chain: records -> shuffle per epoch -> {image, text ids} -> batch. Records are
 the built dataset's train split (config.data.dataset: the shapes world or any image+text tfds
-dataset), or, when the shapes world is not built in the workdir, scenes rendered on the fly from
-a seeded generator. Either way the stream is endless, deterministic, and its position
+dataset), or scenes rendered on the fly from a seeded generator: with
+data.perception_data='world' (every colour-shape pair, held-out ones included), or when the
+shapes world is not built in the workdir. Either way the stream is endless, deterministic, and its position
 checkpoints with the train state.
 
 Text ids follow the multimodal vocabulary (model/vocab.py): the text tokenizer's ids, then
@@ -72,9 +73,15 @@ def encode_texts(tok, texts: Sequence[str], length: int,
 # Training stream
 # ---------------------------------------------------------------------------------------------
 
+def excluded_pairs(config) -> frozenset:
+  """(colour, shape) pairs the teacher and tokenizer never see: none with
+  data.perception_data='world', else the shapes world's held-out pairs."""
+  return frozenset() if config.data.perception_data == "world" else HELD_OUT
+
+
 def _scene(config, rng: np.random.Generator) -> world.Scene:
   d = config.data
-  return world.sample_scene(rng, d.grid, d.max_objects, exclude=HELD_OUT)
+  return world.sample_scene(rng, d.grid, d.max_objects, exclude=excluded_pairs(config))
 
 
 def _scene_record(scene: world.Scene, height: int, width: int) -> dict:
@@ -89,17 +96,19 @@ def _rendered_record(index: int, *, config, seed: int) -> dict:
   return _scene_record(scene, size, size)
 
 
-def shape_twin(scene: world.Scene, rng: np.random.Generator) -> world.Scene:
-  """The same scene with every object's shape changed (never into a held-out pair)."""
+def shape_twin(scene: world.Scene, rng: np.random.Generator,
+               exclude: frozenset = HELD_OUT) -> world.Scene:
+  """The same scene with every object's shape changed (never into an `exclude` pair)."""
   objects = []
   for o in scene.objects:
-    options = [s for s in world.SHAPES if s != o.shape and (o.color, s) not in HELD_OUT]
+    options = [s for s in world.SHAPES if s != o.shape and (o.color, s) not in exclude]
     objects.append(world.Obj(options[int(rng.integers(len(options)))], o.color, o.size, o.row,
                              o.col))
   return world.Scene(tuple(objects), scene.grid)
 
 
-def with_shape_twins(base: grain.MapDataset, *, grid: int, seed: int) -> grain.MapDataset:
+def with_shape_twins(base: grain.MapDataset, *, grid: int, seed: int,
+                     exclude: frozenset = HELD_OUT) -> grain.MapDataset:
   """Element 2k is base[k], element 2k+1 its shape twin: a hard negative that differs only in
   shapes, so a contrastive loss cannot match captions by colour and place alone. Records
   without object annotations (other datasets) are followed by an unrelated record instead."""
@@ -111,13 +120,16 @@ def with_shape_twins(base: grain.MapDataset, *, grid: int, seed: int) -> grain.M
       return base[j // 2 + 2**40]
     scene = world.Scene.from_json(record["objects"], grid)
     h, w = np.asarray(record["image"]).shape[:2]
-    return _scene_record(shape_twin(scene, np.random.default_rng([seed, j])), h, w)
+    return _scene_record(shape_twin(scene, np.random.default_rng([seed, j]), exclude), h, w)
   return grain.MapDataset.range(2**62).map(get)
 
 
-def train_records(config, workdir: str):
-  """The train split's records (data room's uniform records: image, captions, ...), or None
-  when the shapes world is not built in this workdir (then scenes are rendered on the fly)."""
+def perception_records(config, workdir: str):
+  """The records the teacher and tokenizer train on: the train split's (data room's uniform
+  records: image, captions, ...), or None to render scenes on the fly: when
+  data.perception_data='world' or the shapes world is not built in this workdir."""
+  if config.data.perception_data == "world":
+    return None
   from arm_jax.data.build import data_dir_of
   from arm_jax.data.sources import DataError, dataset_records
   try:
@@ -151,7 +163,7 @@ def image_text_dataset(config, tok, *, batch_size: int, seed: int, records=None,
   else:
     ds = grain.MapDataset.source(records).shuffle(seed=seed).repeat()
   if config.teacher.shape_twins:
-    ds = with_shape_twins(ds, grid=config.data.grid, seed=seed)
+    ds = with_shape_twins(ds, grid=config.data.grid, seed=seed, exclude=excluded_pairs(config))
   vocab = VocabLayout.from_config(config.model)
   ds = ds[process_index::process_count].random_map(
       lambda r, rng: _example(r, rng, tok=tok, vocab=vocab, length=config.teacher.text_len),

@@ -1,8 +1,10 @@
 """Training batches: text ids and masks, shape twins as hard negatives, determinism, probes."""
 import numpy as np
+import pytest
 
 from arm_jax.config import load_config
 from arm_jax.data import world
+from arm_jax.eval.detector import parse_scene
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.tokenizer import data as data_lib
 
@@ -45,6 +47,18 @@ def test_batches_are_deterministic_and_paired():
   assert not np.array_equal(a["image"][0], a["image"][1])
   colours = lambda im: {tuple(c) for c in im.reshape(-1, 3)} - {tuple(bg)}
   assert colours(a["image"][0]) == colours(a["image"][1])
+
+
+@pytest.mark.parametrize("perception_data", ["world", "train"])
+def test_only_world_perception_data_shows_the_held_out_pairs(perception_data):
+  """The rendered stream (scenes and their shape twins) holds out the pairs only for 'train'."""
+  cfg = load_config("shapes_tiny", [f"--config.data.perception_data={perception_data}"])
+  ds = data_lib.image_text_dataset(cfg, _Words(), batch_size=16, seed=0)
+  pairs = {(o.color, o.shape) for i in range(4) for image in ds[i]["image"]
+           for o in parse_scene(image, cfg.data.grid).objects}
+  assert len(pairs) > 10   # the detector reads the images
+  assert bool(pairs & data_lib.HELD_OUT) == (perception_data == "world")
+  assert data_lib.perception_records(cfg, "/nonexistent") is None
 
 
 def test_zero_shot_probe_labels_match_pixels():
