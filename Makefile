@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/shapes_cells.py
 WORKDIR ?= runs/demo
 
-.PHONY: demo test install clean bench
+.PHONY: demo test soak install clean bench
 
 # jax[tpu] brings libtpu so `arm-jax aot` can compile for TPU slices on this host (and its test
 # runs); on a host without TPUs JAX_PLATFORMS=cpu keeps libtpu from probing for chips.
@@ -23,8 +23,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/arm-jax demo --config $(CONFIG) --workdir $(WORKDIR)
 
+# -rs: skipped tests say why (the tmpfs disk-full test needs unshare(1) to mount a private tmpfs).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadfile tests
+
+# Random kill -9 / SIGTERM points across a short pretraining and RL run (tests/soak.py); not in
+# `make test`.
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

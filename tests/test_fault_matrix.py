@@ -1,7 +1,7 @@
 """The fault matrix: each fault a user or the machine can cause, what must happen, and the tests
 that pin it down (here unless a file is named: L = tests/train/test_loop.py,
 A = tests/decode/test_api.py, F = tests/data/test_folder.py,
-M = tests/scale/test_multihost_train.py). `make soak` (benchmarks/soak.py, outside `make test`)
+M = tests/scale/test_multihost_train.py). `make soak` (tests/soak.py, outside `make test`)
 adds 20 random kill -9 / SIGTERM points across a pretraining and an RL run.
 
 kill -9, for every trainer -> the rerun resumes from the newest complete step and finishes
@@ -201,7 +201,7 @@ _HANGING_RUN = textwrap.dedent(r"""
 
   if sys.argv[1] == "rl-tiny":
     import test_fault_matrix
-    test_fault_matrix.run_tiny_rl(sys.argv[2])
+    test_fault_matrix.run_rl(sys.argv[2])
   else:
     from arm_jax import cli
     sys.exit(cli.main(sys.argv[1:]))
@@ -234,15 +234,14 @@ def _finish(*procs):
 
 def _assert_same_step(a, b):
   """Two step directories hold the same state (params, opt_state, step, rng, ...) and the same
-  data position and checksums."""
+  data position."""
   restore = lambda d: ocp.StandardCheckpointer().restore(os.path.join(d, "state"))
   _assert_same(restore(a), restore(b))
-  for item in ("data", "checksums"):
-    names = os.listdir(os.path.join(a, item)) if os.path.isdir(os.path.join(a, item)) else []
-    for name in set(names) - {"commit_success.txt"}:   # that one names its own path
-      with open(os.path.join(a, item, name), "rb") as fa, \
-           open(os.path.join(b, item, name), "rb") as fb:
-        assert fa.read() == fb.read(), f"{item}/{name} differs"
+  names = os.listdir(os.path.join(a, "data")) if os.path.isdir(os.path.join(a, "data")) else []
+  for name in set(names) - {"commit_success.txt"}:   # that one names its own path
+    with open(os.path.join(a, "data", name), "rb") as fa, \
+         open(os.path.join(b, "data", name), "rb") as fb:
+      assert fa.read() == fb.read(), f"data/{name} differs"
 
 
 def test_kill9_during_checkpoint_save_resumes_bit_identical(tmp_path, tiny_overrides):
@@ -327,14 +326,17 @@ RL_TINY = [
 RL_STAGES = (("t2i", 3), ("edit", 3))
 
 
-def run_tiny_rl(workdir):
-  """Two GRPO stages from a fixed random policy; logs each iteration's prompts (key, CRC) to
-  <workdir>/prompts.jsonl, so runs can be compared prompt by prompt."""
+def run_rl(workdir, overrides=tuple(RL_TINY), stages=RL_STAGES, from_pretrain=False):
+  """GRPO stages from a fixed random policy (or the workdir's pretrained one), with the prompt
+  source of tests/rl; logs each iteration's prompts (pid, key, CRC) to <workdir>/prompts.jsonl so
+  runs can be compared prompt by prompt. A SIGTERM saves and returns, as the CLI does."""
   from arm_jax import sharding as shd
+  from arm_jax.errors import Preempted
   from arm_jax.rl import loop, schedule
   from arm_jax.rl.codec import PatchColorCodec
   from arm_jax.rl.prompts import PromptSource
-  cfg = load_config("shapes_tiny", RL_TINY)
+  from arm_jax.rl.stages import pretrained_params
+  cfg = load_config("shapes_tiny", list(overrides))
   codec = PatchColorCodec.from_config(cfg)
   word_ids = lambda text: [zlib.crc32(w.encode()) % 500 for w in text.split()]
   source = PromptSource(cfg, ModelConfig.from_config(cfg.model).vocab, word_ids, codec.encode)
@@ -349,10 +351,15 @@ def run_tiny_rl(workdir):
     log.flush()
     return prompts
   source.batch = logged
-  ctx = loop.RLContext(cfg, shd.make_mesh(cfg.mesh), shd.rules_of(cfg.mesh), codec, source,
-                       (4, 4), log=lambda s: None)
-  init = loop.policy_state(ctx, 3)[0]["params"]
-  loop.run_schedule(ctx, schedule.parse_stages(RL_STAGES), workdir, init)
+  side = cfg.data.image_size // cfg.tokenizer.patch_size
+  mesh, rules = shd.make_mesh(cfg.mesh), shd.rules_of(cfg.mesh)
+  ctx = loop.RLContext(cfg, mesh, rules, codec, source, (side, side), log=lambda s: None)
+  init = (pretrained_params(cfg, workdir, mesh, rules) if from_pretrain else
+          loop.policy_state(ctx, 3)[0]["params"])
+  try:
+    loop.run_schedule(ctx, schedule.parse_stages(stages), workdir, init)
+  except Preempted as e:
+    print(e, file=sys.stderr)
 
 
 def _prompt_log(workdir):
