@@ -128,6 +128,9 @@ def test_two_processes_stop_resume_and_match_one_process(tmp_path, tiny_override
   assert _steps(run)[-1] == STEPS
   a, b = _params(tmp_path / "ref", STEPS), _params(run, STEPS)
   flat_b = dict(jax.tree_util.tree_flatten_with_path(b)[0])
+  # Two processes sum gradients in another order than one; over 120 Adam steps that reaches
+  # ~1e-5 on a few elements on some CPUs. A wrong resume or data position is off by a step
+  # (~1e-3), far above this bound.
   for path, x in jax.tree_util.tree_flatten_with_path(a)[0]:
-    np.testing.assert_allclose(x, flat_b[path], atol=1e-5, err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(x, flat_b[path], atol=5e-5, err_msg=jax.tree_util.keystr(path))
   np.testing.assert_allclose(_last_loss(run), _last_loss(tmp_path / "ref"), rtol=1e-5)
