@@ -4,8 +4,8 @@ One linear grain chain: records -> shuffle per epoch -> {image, text ids} -> bat
 the built dataset's train split (config.data.dataset: the shapes world or any image+text tfds
 dataset), or scenes rendered on the fly from a seeded generator: with
 data.perception_data='world' (every colour-shape pair, held-out ones included), or when the
-shapes world is not built in the workdir. Either way the stream is endless, deterministic, and its position
-checkpoints with the train state.
+shapes world is not built in the workdir. Either way the stream is endless, deterministic, and
+its position checkpoints with the train state.
 
 Text ids follow the multimodal vocabulary (model/vocab.py): the text tokenizer's ids, then
 `<eos>`, then `<pad>` to `teacher.text_len` (SigLIP pads to a fixed length and pools the last

@@ -92,7 +92,8 @@ def train_teacher(config, workdir: str, *, data_iter=None) -> dict:
     tok = data_lib.text_tokenizer(config, workdir)
     data_iter = iter(data_lib.image_text_dataset(
         config, tok, batch_size=stage.tcfg.batch_size, seed=config.train.seed,
-        records=data_lib.perception_records(config, workdir), process_index=jax.process_index(), process_count=jax.process_count()))
+        records=data_lib.perception_records(config, workdir), process_index=jax.process_index(),
+        process_count=jax.process_count()))
   last = {}
   train(stage, workdir=workdir, mesh=shd.make_mesh(config.mesh), rules=shd.rules_of(config.mesh),
         data_iter=data_iter, on_log=lambda step, values: last.update(values, steps=step))

@@ -143,7 +143,8 @@ def train_tokenizer(config, workdir: str, *, data_iter=None, name: str = STAGE,
     tok = data_lib.text_tokenizer(config, workdir)
     data_iter = iter(data_lib.image_text_dataset(
         config, tok, batch_size=stage.tcfg.batch_size, seed=config.train.seed + 1,
-        records=data_lib.perception_records(config, workdir), process_index=jax.process_index(), process_count=jax.process_count()))
+        records=data_lib.perception_records(config, workdir), process_index=jax.process_index(),
+        process_count=jax.process_count()))
   init = None if weights.latest_step(workdir, name) else initial_params(config, teacher)
   last = {}
   train(stage, workdir=workdir, mesh=mesh, rules=rules, data_iter=data_iter, init_params=init,
