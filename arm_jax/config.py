@@ -62,6 +62,11 @@ def _model() -> mc.ConfigDict:
       text_vocab_size=512,      # text tokenizer size (sentencepiece / tokenizer.json); Qwen2.5: 152064
       max_grid=8,               # shape tokens <h_1..h_max>, <w_1..w_max>: any grid up to this side
       image_vocab_size=1000,    # number of visual codes; must equal the visual tokenizer's codebook
+      # Image ids name their grid cell too: id = image_offset + cell * image_vocab_size + code
+      # (max_grid**2 cells). Embedding = code row + cell row, logit = code logit + cell logit,
+      # so a code's meaning stays shared; exported to HF as max_grid**2 materialised copies.
+      # Under RoPE a small model only sees where a code sits relative to the question's words.
+      cell_addressed_codes=False,
       d_model=256,
       n_layers=4,
       n_heads=4,

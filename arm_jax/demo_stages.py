@@ -99,7 +99,7 @@ def _parity(params, config, hf_dir: str, seed: int = 0) -> float:
   vocab = ModelConfig.from_config(cfg.model).vocab
   rng = np.random.default_rng(seed)
   ids = np.concatenate([rng.integers(0, vocab.text_size, 8),
-                        vocab.image_tokens(rng.integers(0, vocab.image_size, (2, 3))),
+                        vocab.image_tokens(rng.integers(0, vocab.codebook_size, (2, 3))),
                         rng.integers(0, vocab.text_size, 4)]).astype(np.int32)[None]
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: decoder_fn(cfg)(nnx.Rngs(0))))
   ours = np.asarray(nnx.merge(graphdef, jax.device_get(params))(jnp.asarray(ids)))

@@ -84,13 +84,14 @@ def allowed(vocab: VocabLayout, c: Constraint, size: int) -> jax.Array:
     force = force[:, None]
     return jnp.where(force > 0, ids == base + force - 1, (ids >= base) & (ids < base + g))
 
+  lo, hi = vocab.cell_ids((c.height * c.width - c.left)[:, None])
   text = ((ids < vocab.text_size) | (ids == vocab.eos)
           | (c.allow_image[:, None] & (ids == vocab.boi)))
   return (((phase == TEXT) & text)
           | ((phase == BOI) & (ids == vocab.boi))
           | ((phase == HEIGHT) & grid_tokens(h0, c.force_h))
           | ((phase == WIDTH) & grid_tokens(w0, c.force_w))
-          | ((phase == CODES) & (ids >= vocab.image_offset) & (ids < vocab.total_size))
+          | ((phase == CODES) & (ids >= lo) & (ids < hi))
           | ((phase == EOI) & (ids == vocab.eoi))
           | ((phase == DONE) & (ids == vocab.pad)))
 

@@ -51,8 +51,25 @@ def _lm_head_chunks(flat: dict, model_cfg):
     text = _host(flat["text_head.kernel"])
     yield from _row_blocks(lambda a, b: text[:, a:b].T, vocab.text_head_size, 4 * d)
     del text
-  image = _host(flat["image_head.kernel"])
-  yield from _row_blocks(lambda a, b: image[:, a:b].T, vocab.image_size, 4 * d)
+  image = _host(flat["image_head.kernel"]).T                       # [codebook, d]
+  if vocab.cells > 1:
+    cell = _host(flat["cell_head.kernel"]).T                        # [cells, d]
+    for k in range(vocab.cells):
+      yield image + cell[k]
+  else:
+    yield from _row_blocks(lambda a, b: image[a:b], vocab.image_size, 4 * d)
+
+
+def _embed_chunks(flat: dict, vocab: VocabLayout, d: int):
+  """[total_vocab, d] embedding rows; cell-addressed image ids get code row + cell row."""
+  embed = flat["embed.embedding"]
+  if vocab.cells == 1:
+    yield from _row_blocks(lambda a, b: _host(embed[a:b]), vocab.total_size, 4 * d)
+    return
+  yield from _row_blocks(lambda a, b: _host(embed[a:b]), vocab.image_offset, 4 * d)
+  codes, cell = _host(embed[vocab.image_offset:]), _host(flat["cell_embed.embedding"])
+  for k in range(vocab.cells):
+    yield codes + cell[k]
 
 
 def hf_tensor_specs(params: dict, model_cfg, dtype) -> list[TensorSpec]:
@@ -60,9 +77,8 @@ def hf_tensor_specs(params: dict, model_cfg, dtype) -> list[TensorSpec]:
   flat = weights.flatten(params)
   vocab = VocabLayout.from_config(model_cfg)
   d, dtype = model_cfg.d_model, jnp.dtype(dtype)
-  embed = flat["embed.embedding"]
   specs = [TensorSpec(L.EMBED, (vocab.total_size, d), dtype,
-                      lambda: _row_blocks(lambda a, b: _host(embed[a:b]), vocab.total_size, 4 * d))]
+                      lambda: _embed_chunks(flat, vocab, d))]
   for i in range(model_cfg.n_layers):
     for t in L.layer_tensors(model_cfg.qkv_bias):
       x = flat[".".join(t.path)]
@@ -84,7 +100,10 @@ def vocab_json(config) -> dict:
       "total_size": v.total_size, "max_grid": v.max_grid,
       "specials": {name: v.special(name) for name in FIXED_SPECIALS},
       "height_token_1": v.height_token(1), "width_token_1": v.width_token(1),
-      "image_tokens": "<boi> <h_H> <w_W> H*W codes, row-major <eoi>; id = image_offset + code",
+      "image_tokens": "<boi> <h_H> <w_W> H*W codes, row-major <eoi>; id = image_offset + code"
+                      + (" + cell * codebook_size (cell: raster index in the grid)"
+                         if v.cells > 1 else ""),
+      "codebook_size": v.codebook_size,
       "default_grid": [grid, grid], "cfg_scale": config.decode.cfg_scale,
   }
 

@@ -27,7 +27,7 @@ from arm_jax.model.vocab import VocabLayout
 
 log = logging.getLogger(__name__)
 
-_TAGS = {"embed": 0, "text_head": 1, "image_head": 2}   # noise streams, one per table
+_TAGS = {"embed": 0, "text_head": 1, "image_head": 2, "cell_embed": 3, "cell_head": 4}   # noise streams, one per table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +137,19 @@ def checkpoint_sources(hf_dir: str, config) -> tuple[dict[str, LazyArray], dict]
         expect(t.name(layer), per[::-1] if t.transpose else per)
       out[name] = stacked(index, t, m.n_layers, per)
     elif name == "embed.embedding":
-      out[name] = table(index, L.EMBED, m.text_vocab_size, vocab.total_size, embed_stats,
+      out[name] = table(index, L.EMBED, m.text_vocab_size, vocab.embed_rows, embed_stats,
                         tag=_TAGS["embed"], transpose=False, **rows)
     elif name == "text_head.kernel":
       out[name] = table(index, head, m.text_vocab_size, vocab.text_head_size, head_stats,
                         tag=_TAGS["text_head"], transpose=True, **rows)
     elif name == "image_head.kernel":
-      out[name] = table(None, "", 0, vocab.image_size, head_stats, tag=_TAGS["image_head"],
+      out[name] = table(None, "", 0, vocab.codebook_size, head_stats, tag=_TAGS["image_head"],
+                        transpose=True, **rows)
+    elif name == "cell_embed.embedding":   # fresh: a text checkpoint has no image cells
+      out[name] = table(None, "", 0, vocab.cells, embed_stats, tag=_TAGS["cell_embed"],
+                        transpose=False, **rows)
+    elif name == "cell_head.kernel":
+      out[name] = table(None, "", 0, vocab.cells, head_stats, tag=_TAGS["cell_head"],
                         transpose=True, **rows)
     elif name == "final_norm.scale":
       expect(L.FINAL_NORM, a.shape)

@@ -31,7 +31,7 @@ def projected_rows(vectors: np.ndarray, d_model: int, init_std: float, seed: int
 
 def init_image_codes(params: dict, vectors: np.ndarray, mcfg, seed: int) -> dict:
   """A copy of decoder `params` (pure dict) whose image-code embedding rows and image-head
-  columns are `vectors` projected (projected_rows). vectors: [vocab.image_size, k]."""
+  columns are `vectors` projected (projected_rows). vectors: [vocab.codebook_size, k]."""
   _check_codes(vectors, mcfg.vocab)
   return _with_rows(params, mcfg.vocab, projected_rows(vectors, mcfg.d_model, mcfg.init_std, seed))
 
@@ -39,7 +39,7 @@ def init_image_codes(params: dict, vectors: np.ndarray, mcfg, seed: int) -> dict
 def init_joint(params: dict, code_vectors: np.ndarray, token_vectors: np.ndarray, mcfg,
                seed: int) -> dict:
   """As init_image_codes, and the text rows of the embedding are `token_vectors`
-  [vocab.text_size, k] through the same projection (code_vectors [vocab.image_size, k] must live
+  [vocab.text_size, k] through the same projection (code_vectors [vocab.codebook_size, k] must live
   in the same k-dimensional space)."""
   vocab = mcfg.vocab
   _check_codes(code_vectors, vocab)
@@ -52,8 +52,8 @@ def init_joint(params: dict, code_vectors: np.ndarray, token_vectors: np.ndarray
 
 
 def _check_codes(vectors: np.ndarray, vocab) -> None:
-  if vectors.shape[0] != vocab.image_size:
-    raise UserError(f"{vectors.shape[0]} code vectors for {vocab.image_size} image codes; the "
+  if vectors.shape[0] != vocab.codebook_size:
+    raise UserError(f"{vectors.shape[0]} code vectors for {vocab.codebook_size} image codes; the "
                     f"tokenizer's codebook must match model.image_vocab_size")
 
 

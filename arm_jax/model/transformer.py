@@ -64,7 +64,7 @@ class Decoder(nnx.Module):
     self.cfg = cfg
     vocab = cfg.vocab
     self.embed = nnx.Embed(
-        vocab.total_size, cfg.d_model, dtype=jnp.dtype(cfg.dtype),
+        vocab.embed_rows, cfg.d_model, dtype=jnp.dtype(cfg.dtype),
         param_dtype=jnp.dtype(cfg.param_dtype),
         embedding_init=nnx.with_partitioning(nnx.initializers.normal(cfg.init_std),
                                              ("vocab", "embed")),
@@ -80,8 +80,19 @@ class Decoder(nnx.Module):
     if not cfg.tie_embeddings:
       self.text_head = _linear(cfg, cfg.d_model, vocab.text_head_size, ("embed", "vocab"),
                                bias=False, rngs=rngs)
-    self.image_head = _linear(cfg, cfg.d_model, vocab.image_size, ("embed", "image_vocab"),
+    self.image_head = _linear(cfg, cfg.d_model, vocab.codebook_size, ("embed", "image_vocab"),
                               bias=False, rngs=rngs)
+    if vocab.cells > 1:
+      # Cell-addressed image ids (cell, code): embedding E[code] + cell_embed[cell], logit
+      # h.image_head[code] + h.cell_head[cell]; what a code shows stays shared across cells.
+      self.cell_embed = nnx.Embed(
+          vocab.cells, cfg.d_model, dtype=jnp.dtype(cfg.dtype),
+          param_dtype=jnp.dtype(cfg.param_dtype),
+          embedding_init=nnx.with_partitioning(nnx.initializers.normal(cfg.init_std),
+                                               (None, "embed")),
+          rngs=rngs)
+      self.cell_head = _linear(cfg, cfg.d_model, vocab.cells, ("embed", None), bias=False,
+                               rngs=rngs)
 
   # -------------------------------------------------------------------------------------------
   def hidden(self, tokens: jax.Array, positions: jax.Array | None = None,
@@ -98,7 +109,7 @@ class Decoder(nnx.Module):
     b, l = tokens.shape
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(l, dtype=jnp.int32), (b, l))
-    x = constrain(self.embed(tokens), ("batch", "length", "act_embed"))
+    x = constrain(self.embed_tokens(tokens), ("batch", "length", "act_embed"))
     graphdef, layer_state = nnx.split(self.blocks)
 
     scan = self.cfg.scan_layers
@@ -121,6 +132,17 @@ class Decoder(nnx.Module):
                                  scan=scan)
     return self.final_norm(x), cache
 
+  def embed_tokens(self, tokens: jax.Array) -> jax.Array:
+    """[batch, len] ids -> [batch, len, embed]."""
+    vocab = self.cfg.vocab
+    if vocab.cells == 1:
+      return self.embed(tokens)
+    rel = tokens - vocab.image_offset
+    is_image = rel >= 0
+    x = self.embed(jnp.where(is_image, vocab.image_offset + rel % vocab.codebook_size, tokens))
+    cell = self.cell_embed(jnp.clip(rel // vocab.codebook_size, 0, vocab.cells - 1))
+    return x + jnp.where(is_image[..., None], cell, 0)
+
   def logits(self, h: jax.Array) -> jax.Array:
     """[batch, len, embed] -> [batch, len, vocab.total_size]."""
     if self.cfg.tie_embeddings:
@@ -129,12 +151,16 @@ class Decoder(nnx.Module):
       text = jnp.einsum("bld,vd->blv", h, table)
     else:
       text = self.text_head(h)
-    image = self.image_head(h)
+    image = self.image_logits(h)
     return constrain(jnp.concatenate([text, image], axis=-1), ("batch", "length", "act_vocab"))
 
   def image_logits(self, h: jax.Array) -> jax.Array:
     """Image-code logits only [batch, len, vocab.image_size] (decoding inside an image)."""
-    return self.image_head(h)
+    codes = self.image_head(h)
+    if self.cfg.vocab.cells == 1:
+      return codes
+    cells = self.cell_head(h)
+    return (cells[..., :, None] + codes[..., None, :]).reshape(*h.shape[:-1], -1)
 
   def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
                segment_ids: jax.Array | None = None) -> jax.Array:

@@ -10,6 +10,9 @@ Special tokens:
   <edit>                    opens an editing row: instruction, source image, target image
   <uncond>                  stands in for a dropped condition (classifier-free guidance)
   <h_1>..<h_G> <w_1>..<w_G> the image's code-grid height and width, G = max_grid
+
+Cell-addressed (model.cell_addressed_codes): the image range holds one copy of the codebook per
+grid cell, id = image_offset + cell * codebook_size + code, cell the raster index in the grid.
 """
 from __future__ import annotations
 
@@ -24,11 +27,25 @@ FIXED_SPECIALS = ("<pad>", "<bos>", "<eos>", "<boi>", "<eoi>", "<edit>", "<uncon
 class VocabLayout:
   text_size: int
   max_grid: int
-  image_size: int   # number of image codes
+  codebook_size: int   # the visual tokenizer's codes
+  # Each grid cell gets its own copy of the codebook: id = image_offset + cell * codebook_size
+  # + code, so an image token says where it sits as well as what it shows.
+  cell_addressed: bool = False
 
   @staticmethod
   def from_config(model_cfg) -> "VocabLayout":
-    return VocabLayout(model_cfg.text_vocab_size, model_cfg.max_grid, model_cfg.image_vocab_size)
+    return VocabLayout(model_cfg.text_vocab_size, model_cfg.max_grid, model_cfg.image_vocab_size,
+                       model_cfg.get("cell_addressed_codes", False))
+
+  @property
+  def cells(self) -> int:
+    """Copies of the codebook in the vocabulary: max_grid**2 when cell-addressed, else 1."""
+    return self.max_grid ** 2 if self.cell_addressed else 1
+
+  @property
+  def image_size(self) -> int:
+    """Image-code ids (rows of the image head)."""
+    return self.codebook_size * self.cells
 
   # --- offsets -------------------------------------------------------------------------------
   @property
@@ -46,6 +63,12 @@ class VocabLayout:
   @property
   def total_size(self) -> int:
     return self.image_offset + self.image_size
+
+  @property
+  def embed_rows(self) -> int:
+    """Rows of the embedding table: text, specials and one codebook (cell-addressed ids share
+    the codebook's rows; the cell adds its own vector, see model/transformer.py)."""
+    return self.image_offset + self.codebook_size
 
   @property
   def text_head_size(self) -> int:
@@ -99,16 +122,27 @@ class VocabLayout:
     return int(h_token) - base + 1, int(w_token) - base - self.max_grid + 1
 
   def codes_to_ids(self, codes: np.ndarray) -> np.ndarray:
-    """Image codes [..] in [0, image_size) -> token ids."""
+    """Image codes [..., H*W] in [0, codebook_size), raster order along the last axis -> ids."""
     codes = np.asarray(codes)
-    if codes.size and (codes.min() < 0 or codes.max() >= self.image_size):
-      raise ValueError(f"image codes must lie in [0, {self.image_size}); got range "
+    if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
+      raise ValueError(f"image codes must lie in [0, {self.codebook_size}); got range "
                        f"[{codes.min()}, {codes.max()}]: the tokenizer's codebook does not match "
                        f"model.image_vocab_size")
-    return codes.astype(np.int32) + self.image_offset
+    ids = codes.astype(np.int32) + self.image_offset
+    if self.cell_addressed and codes.ndim:
+      ids = ids + self.codebook_size * np.arange(codes.shape[-1], dtype=np.int32)
+    return ids
 
   def ids_to_codes(self, ids: np.ndarray) -> np.ndarray:
-    return np.asarray(ids, np.int32) - self.image_offset
+    return (np.asarray(ids, np.int32) - self.image_offset) % self.codebook_size
+
+  def cell_ids(self, cell):
+    """[lo, hi) of the ids cell `cell` (raster index) may draw; the whole range when not
+    cell-addressed. Works on numpy and jax arrays."""
+    if not self.cell_addressed:
+      return self.image_offset, self.total_size
+    lo = self.image_offset + cell * self.codebook_size
+    return lo, lo + self.codebook_size
 
   def is_image(self, ids):
     """Elementwise: is this id an image code? Works on numpy and jax arrays."""

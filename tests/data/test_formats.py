@@ -1,6 +1,6 @@
 """Token layouts and loss masks, checked by hand on a tiny vocabulary.
 
-VocabLayout(text_size=10, max_grid=4, image_size=16): specials start at 10
+VocabLayout(text_size=10, max_grid=4, codebook_size=16): specials start at 10
 (<pad> 10, <bos> 11, <eos> 12, <boi> 13, <eoi> 14, <edit> 15, <uncond> 16, <h_1..4> 17-20,
 <w_1..4> 21-24), image codes at 25.
 """
@@ -10,7 +10,7 @@ import pytest
 from arm_jax.data import formats
 from arm_jax.model.vocab import VocabLayout
 
-V = VocabLayout(text_size=10, max_grid=4, image_size=16)
+V = VocabLayout(text_size=10, max_grid=4, codebook_size=16)
 PAD, BOS, EOS, BOI, EOI, EDIT, UNC = 10, 11, 12, 13, 14, 15, 16
 H1, H2, W2, W3 = 17, 18, 22, 23
 CODES = np.array([[0, 1, 2], [3, 4, 5]])        # 2 x 3 grid

@@ -174,3 +174,17 @@ def test_prompt_longer_than_cache_is_a_clear_error(tiny):
     from flax import nnx
     sampler.prefill(nnx.merge(tiny.graphdef, tiny.params), prompt, mask, jax.random.key(0),
                     cons.text_rows(1), sampler.knobs(1), max_new=8, cache_len=32)
+
+
+def test_cell_addressed_image_draws_each_cell_from_its_own_ids():
+  from arm_jax.model.vocab import VocabLayout
+  v = VocabLayout(text_size=10, max_grid=2, codebook_size=3, cell_addressed=True)
+  c = cons.image_rows(1, 2, 2, header_in_prompt=True)
+  drawn = []
+  for cell in range(4):
+    ids = np.nonzero(np.asarray(cons.allowed(v, c, v.total_size))[0])[0]
+    np.testing.assert_array_equal(ids, v.image_offset + 3 * cell + np.arange(3))
+    drawn.append(int(ids[-1]))
+    c = cons.advance(v, c, jnp.asarray([drawn[-1]]))
+  assert int(c.phase[0]) == cons.EOI
+  np.testing.assert_array_equal(v.ids_to_codes(np.array(drawn)), [2, 2, 2, 2])

@@ -33,11 +33,14 @@ def _random_decoder(cfg, seed=0):
   return model, params
 
 
-@pytest.mark.parametrize("qkv_bias,tie,arch", [(True, False, "Qwen2ForCausalLM"),
-                                               (False, True, "LlamaForCausalLM")])
-def test_transformers_logits_match_on_mixed_sequences(tmp_path, qkv_bias, tie, arch):
+@pytest.mark.parametrize("qkv_bias,tie,cells,arch", [(True, False, False, "Qwen2ForCausalLM"),
+                                                     (False, True, False, "LlamaForCausalLM"),
+                                                     (True, False, True, "Qwen2ForCausalLM")])
+def test_transformers_logits_match_on_mixed_sequences(tmp_path, qkv_bias, tie, cells, arch):
+  """cells: a cell-addressed vocabulary, whose shared code and cell rows the export
+  materialises into one row per (cell, code) id."""
   cfg = tiny_hf.config("--config.interop.shard_mb=0.05", qkv_bias=qkv_bias, tie_embeddings=tie,
-                       rope_theta=5000.0)
+                       rope_theta=5000.0, cell_addressed_codes=cells)
   model, params = _random_decoder(cfg)
   files = export_params(params, cfg, str(tmp_path))
   assert "model.safetensors.index.json" in files      # sharded at 50 KB per file

@@ -89,7 +89,7 @@ def mixed_tokens(vocab, batch: int = 2, seed: int = 0) -> np.ndarray:
   rng = np.random.default_rng(seed)
   rows = []
   for _ in range(batch):
-    image = vocab.image_tokens(rng.integers(0, vocab.image_size, (2, 2)))
+    image = vocab.image_tokens(rng.integers(0, vocab.codebook_size, (2, 2)))
     rows.append(np.concatenate([rng.integers(0, vocab.text_size, 5), image,
                                 [vocab.eos], rng.integers(0, vocab.text_size, 3)]))
   return np.stack(rows).astype(np.int32)

@@ -59,7 +59,7 @@ def test_remat_and_bf16_give_same_loss_shape(tiny_overrides):
 
 
 def test_vocab_layout_roundtrip():
-  v = VocabLayout(text_size=100, max_grid=8, image_size=50)
+  v = VocabLayout(text_size=100, max_grid=8, codebook_size=50)
   assert v.image_offset == 100 + 7 + 16 and v.total_size == v.image_offset + 50
   ids = v.image_tokens(np.arange(6).reshape(2, 3))
   assert ids[0] == v.boi and ids[-1] == v.eoi
@@ -69,7 +69,7 @@ def test_vocab_layout_roundtrip():
 
 
 def test_codes_out_of_range_is_clear_error():
-  v = VocabLayout(text_size=100, max_grid=8, image_size=50)
+  v = VocabLayout(text_size=100, max_grid=8, codebook_size=50)
   try:
     v.codes_to_ids(np.array([0, 50]))
   except ValueError as e:
@@ -97,3 +97,33 @@ def test_packed_row_gives_each_segment_its_own_logits(tiny_overrides):
   packed = model(row, positions, segments)
   np.testing.assert_allclose(np.asarray(packed[:, :5]), np.asarray(model(a)), atol=2e-5)
   np.testing.assert_allclose(np.asarray(packed[:, 5:9]), np.asarray(model(b)), atol=2e-5)
+
+
+def test_cell_addressed_ids_name_their_cell():
+  v = VocabLayout(text_size=100, max_grid=2, codebook_size=5, cell_addressed=True)
+  assert v.cells == 4 and v.image_size == 20 and v.embed_rows == v.image_offset + 5
+  ids = v.image_tokens(np.array([[3, 3], [0, 4]]))[3:-1]
+  np.testing.assert_array_equal(ids - v.image_offset, [3, 8, 10, 19])   # cell * 5 + code
+  np.testing.assert_array_equal(v.ids_to_codes(ids), [3, 3, 0, 4])
+  assert [v.cell_ids(k) for k in (0, 3)] == [(v.image_offset, v.image_offset + 5),
+                                            (v.image_offset + 15, v.total_size)]
+
+
+def test_cell_addressed_decoder_shares_code_rows(tiny_overrides):
+  """Embedding of (cell, code) = code row + cell row; logit = code logit + cell logit."""
+  model, cfg = _model(tiny_overrides, max_grid=2, cell_addressed_codes=True)
+  v = model.cfg.vocab
+  assert v.cells == 4
+  ids = jnp.asarray(v.image_tokens(np.array([[1, 1], [1, 2]]))[None])
+  x = np.asarray(model.embed_tokens(ids))[0]
+  code, cell = np.asarray(model.embed.embedding[...]), np.asarray(model.cell_embed.embedding[...])
+  np.testing.assert_allclose(x[3], code[v.image_offset + 1] + cell[0], atol=1e-6)
+  np.testing.assert_allclose(x[4], code[v.image_offset + 1] + cell[1], atol=1e-6)
+  np.testing.assert_allclose(x[:3], code[np.asarray(ids[0, :3])], atol=1e-6)
+  h, _ = model.hidden(ids)
+  logits = np.asarray(model.logits(h))[0, -1]
+  codes = np.asarray(model.image_head(h))[0, -1]
+  cells = np.asarray(model.cell_head(h))[0, -1]
+  assert logits.shape == (v.total_size,)
+  np.testing.assert_allclose(logits[v.image_offset + 2 * v.codebook_size + 7],
+                             codes[7] + cells[2], atol=1e-5)

@@ -3,7 +3,7 @@ import numpy as np
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.rl.rollouts import assemble, left_pad
 
-V = VocabLayout(text_size=20, max_grid=2, image_size=10)
+V = VocabLayout(text_size=20, max_grid=2, codebook_size=10)
 
 
 def test_sampler_rows_are_left_padded():

@@ -17,7 +17,7 @@ class _Words:
 
 
 def test_encode_texts_pads_with_eos_then_pad_and_truncates():
-  vocab = VocabLayout(text_size=50, max_grid=8, image_size=10)
+  vocab = VocabLayout(text_size=50, max_grid=8, codebook_size=10)
   ids, mask = data_lib.encode_texts(_Words(), ["a bb ccc", "x " * 20], 6, vocab)
   np.testing.assert_array_equal(ids[0], [1, 2, 3, vocab.eos, vocab.pad, vocab.pad])
   np.testing.assert_array_equal(mask[0], [1, 1, 1, 1, 0, 0])
