@@ -76,10 +76,12 @@ def generate_codes(lm, layout: dict, caption_ids: list[int], grid: int, *, cfg_s
   head = [s["<boi>"], h_tok, w_tok]
   cond = Stream(lm, [s["<bos>"]] + list(caption_ids) + head)
   uncond = Stream(lm, [s["<bos>"], s["<uncond>"]] + head) if cfg_scale != 1.0 else None
-  lo, n = layout["image_offset"], layout["image_size"]
+  n = layout.get("codebook_size", layout["image_size"])
   gen = torch.Generator().manual_seed(seed)
   codes = []
-  for _ in range(grid * grid):
+  for cell in range(grid * grid):
+    # A cell-addressed vocabulary holds one copy of the codebook per grid cell.
+    lo = layout["image_offset"] + (cell * n if layout.get("cell_addressed") else 0)
     logits = cond.logits[lo:lo + n]
     if uncond is not None:
       u = uncond.logits[lo:lo + n]

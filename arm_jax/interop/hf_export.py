@@ -103,7 +103,7 @@ def vocab_json(config) -> dict:
       "image_tokens": "<boi> <h_H> <w_W> H*W codes, row-major <eoi>; id = image_offset + code"
                       + (" + cell * codebook_size (cell: raster index in the grid)"
                          if v.cells > 1 else ""),
-      "codebook_size": v.codebook_size,
+      "codebook_size": v.codebook_size, "cell_addressed": v.cell_addressed,
       "default_grid": [grid, grid], "cfg_scale": config.decode.cfg_scale,
   }
 

@@ -33,9 +33,10 @@ def _jax_greedy_codes(model, vocab, caption_ids, grid):
   head = [vocab.boi, vocab.height_token(grid), vocab.width_token(grid)]
   cond = [vocab.bos] + caption_ids + head
   uncond = [vocab.bos, vocab.uncond] + head
-  lo, n = vocab.image_offset, vocab.image_size
+  n = vocab.codebook_size
   codes = []
-  for _ in range(grid * grid):
+  for cell in range(grid * grid):
+    lo, _ = vocab.cell_ids(cell)
     f = np.asarray(model(jnp.asarray([cond])))[0, -1, lo:lo + n]
     u = np.asarray(model(jnp.asarray([uncond])))[0, -1, lo:lo + n]
     code = int(np.argmax(u + SCALE * (f - u)))
@@ -44,8 +45,9 @@ def _jax_greedy_codes(model, vocab, caption_ids, grid):
   return np.asarray(codes).reshape(grid, grid)
 
 
-def test_example_writes_png_without_jax_and_matches_jax_decode(tmp_path):
-  cfg = tiny_hf.config(*TOKENIZER, image_vocab_size=60)
+@pytest.mark.parametrize("cells", [False, True])
+def test_example_writes_png_without_jax_and_matches_jax_decode(tmp_path, cells):
+  cfg = tiny_hf.config(*TOKENIZER, image_vocab_size=60, cell_addressed_codes=cells)
   model = Decoder(ModelConfig.from_config(cfg.model), rngs=nnx.Rngs(0))
   params = nnx.to_pure_dict(nnx.state(model))
   tok_dir, out = tmp_path / "tok", tmp_path / "export"
