@@ -53,9 +53,7 @@ def _lm_head_chunks(flat: dict, model_cfg):
     del text
   image = _host(flat["image_head.kernel"]).T                       # [codebook, d]
   if vocab.cells > 1:
-    cell = _host(flat["cell_head.kernel"]).T                        # [cells, d]
-    for k in range(vocab.cells):
-      yield image + cell[k]
+    yield from _per_cell(image, _host(flat["cell_head.kernel"]).T)
   else:
     yield from _row_blocks(lambda a, b: image[a:b], vocab.image_size, 4 * d)
 
@@ -67,9 +65,14 @@ def _embed_chunks(flat: dict, vocab: VocabLayout, d: int):
     yield from _row_blocks(lambda a, b: _host(embed[a:b]), vocab.total_size, 4 * d)
     return
   yield from _row_blocks(lambda a, b: _host(embed[a:b]), vocab.image_offset, 4 * d)
-  codes, cell = _host(embed[vocab.image_offset:]), _host(flat["cell_embed.embedding"])
-  for k in range(vocab.cells):
-    yield codes + cell[k]
+  yield from _per_cell(_host(embed[vocab.image_offset:]), _host(flat["cell_embed.embedding"]))
+
+
+def _per_cell(codes: np.ndarray, cells: np.ndarray):
+  """[codebook, d] code rows, [cells, d] cell rows -> the rows of ids (cell, code), cell-major:
+  one [codebook, d] block per cell, code row + that cell's row."""
+  for cell in cells:
+    yield codes + cell
 
 
 def hf_tensor_specs(params: dict, model_cfg, dtype) -> list[TensorSpec]:

@@ -27,7 +27,8 @@ from arm_jax.model.vocab import VocabLayout
 
 log = logging.getLogger(__name__)
 
-_TAGS = {"embed": 0, "text_head": 1, "image_head": 2, "cell_embed": 3, "cell_head": 4}   # noise streams, one per table
+# Noise streams, one per table.
+_TAGS = {"embed": 0, "text_head": 1, "image_head": 2, "cell_embed": 3, "cell_head": 4}
 
 
 @dataclasses.dataclass(frozen=True)
