@@ -1,8 +1,9 @@
 """The fault matrix: each fault a user or the machine can cause, what must happen, and the tests
 that pin it down (here unless a file is named: L = tests/train/test_loop.py,
 A = tests/decode/test_api.py, F = tests/data/test_folder.py,
-M = tests/scale/test_multihost_train.py). `make soak` (tests/soak.py, outside `make test`)
-adds 20 random kill -9 / SIGTERM points across a pretraining and an RL run.
+M = tests/scale/test_multihost_train.py, I = tests/test_bad_input.py). `make soak`
+(tests/soak.py, outside `make test`) adds 20 random kill -9 / SIGTERM points across a
+pretraining and an RL run.
 
 kill -9, for every trainer -> the rerun resumes from the newest complete step and finishes
 bit-identical to a run never killed (params, optimizer state, RNG, step, data position; RL: the
@@ -37,20 +38,22 @@ NaN/Inf loss -> updates skipped, then a one-line halt; no checkpoint holds a poi
 prompt empty / 10k characters / invalid UTF-8, for generate, edit and ask -> one-line PromptError;
 CLI exit 2 with one line, no traceback, before any checkpoint is loaded
   generate (API): A test_bad_prompts_are_one_line_errors
-  edit, ask (API): test_bad_instructions_and_questions_are_one_line_errors
-  CLI: test_bad_prompt_on_the_command_line_is_one_line, test_cli_reports_bad_input_without_traceback
+  edit, ask (API): I test_bad_instructions_and_questions_are_one_line_errors
+  CLI: I test_bad_prompt_on_the_command_line_is_one_line,
+  I test_cli_reports_bad_input_without_traceback
 image truncated or corrupt (PNG, JPEG) -> one-line ImageError
   A test_image_files_are_checked, test_commands_report_bad_input_in_one_line;
-  test_bad_image_files_are_one_line_errors, test_cli_reports_bad_input_without_traceback
+  I test_bad_image_files_are_one_line_errors, I test_cli_reports_bad_input_without_traceback
 image of the wrong mode (16-bit, palette, CMYK, 2-channel LA; A: L, RGBA) -> one-line ImageError
 naming the mode (16-bit: rescale, since convert('RGB') would clip)
-  test_bad_image_files_are_one_line_errors, test_bad_image_on_the_command_line_is_one_line
+  I test_bad_image_files_are_one_line_errors, I test_bad_image_on_the_command_line_is_one_line
 image of the wrong size or shape (too large to decode safely, empty, 2 channels, uint16 array)
-  test_bad_image_files_are_one_line_errors[bomb.png], test_bad_image_arrays_are_one_line_errors;
+  I test_bad_image_files_are_one_line_errors[bomb.png],
+  I test_bad_image_arrays_are_one_line_errors;
   A test_bad_images_are_one_line_errors (2-D, 4 channels, float)
 folder import (build-data --from) -> 16-bit grayscale scaled to 8 bits; 32-bit and oversized
 images skipped with a reason; too small skipped
-  test_folder_import_high_bit_depth_and_oversized_images; F test_import_converts_skips_and_indexes
+  I test_folder_import_high_bit_depth_and_oversized_images; F test_import_converts_skips_and_indexes
 disk full on save -> one-line CheckpointError naming the failed step (also when an async save
 fails and it surfaces at the next save), the previous checkpoint intact, restorable, resumable;
 with space freed, the same step saves in the same process
@@ -74,7 +77,6 @@ import re
 import shlex
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -89,21 +91,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from etils import epath
-from PIL import Image
 
-from arm_jax import cli
 from arm_jax.config import load_config
-from arm_jax.data import folder
-from arm_jax.data.shapes_examples import WorldParams
-from arm_jax.decode.api import ArmModel, PromptError
-from arm_jax.decode.images import ImageError, load_image, save_png
 from arm_jax.errors import UserError
 from arm_jax.model.transformer import ModelConfig
 from arm_jax.train.checkpoint import CheckpointError, Checkpoints
 from arm_jax.train.pretrain import pretrain
+from one_line import ONE_DEVICE, one_error_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ONE_DEVICE = ["--config.mesh.shape=(1,1,1)"]
 ENV = dict(os.environ, PYTHONPATH=REPO)
 
 
@@ -142,14 +138,6 @@ def _assert_same(a, b):
   assert [p for p, _ in a] == [p for p, _ in b]
   for (path, x), (_, y) in zip(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
-
-
-def _one_error_line(err: str, command: str) -> str:
-  assert "Traceback" not in err, err[-3000:]
-  lines = [line for line in err.splitlines() if line.strip()]
-  assert len(lines) == 1, err[-3000:]
-  assert lines[0].startswith(f"arm-jax {command}: error: "), lines[0]
-  return lines[0]
 
 
 # --- kill -9 in every trainer ------------------------------------------------------------------
@@ -256,7 +244,7 @@ def test_kill9_during_checkpoint_save_resumes_bit_identical(tmp_path, tiny_overr
   second = subprocess.run(_pretrain_cmd(tmp_path / "run", tiny_overrides, *args), cwd=REPO,
                           env=ENV, capture_output=True, text=True, timeout=300)
   assert second.returncode == 2
-  line = _one_error_line(second.stderr, "pretrain")
+  line = one_error_line(second.stderr, "pretrain")
   assert f"another run (pid {victim.pid}) is using {tmp_path / 'run'}" in line, line
   assert "--workdir" in line
 
@@ -643,151 +631,3 @@ def test_a_flipped_byte_in_any_checkpoint_file_is_caught_or_never_read(tmp_path,
           "array metadata", "data position", "meta", "checksums"} <= caught, (caught, read_never)
   # Bytes no restore reads: the per-process index the merged root replaced, commit markers.
   assert read_never <= {"per-process OCDBT index", "commit markers"}, read_never
-
-
-# --- malformed prompts ----------------------------------------------------------------------------
-
-BAD_TEXT = [("", "is empty"), ("x" * 10_000, "is 10000 characters; the limit is 2000"),
-            ("caf\udce9", "not valid UTF-8"),   # what Python makes of invalid argv bytes
-            (b"\xff\xfe caption", "not valid UTF-8")]
-
-
-@pytest.fixture(scope="module")
-def stub_model():
-  """An ArmModel whose sampler and codec are never reached: input checks come first."""
-  cfg = load_config("shapes_tiny", ONE_DEVICE)
-  vocab = ModelConfig.from_config(cfg.model).vocab
-  text = types.SimpleNamespace(vocab_size=vocab.text_size, encode=lambda s: [1] * len(s))
-  return ArmModel(types.SimpleNamespace(vocab=vocab), text, codec=None, config=cfg)
-
-
-def _rgb(size=64):
-  return np.random.default_rng(0).integers(0, 256, (size, size, 3), np.uint8)
-
-
-@pytest.mark.parametrize("text, match", BAD_TEXT, ids=["empty", "10k", "surrogate", "bytes"])
-def test_bad_instructions_and_questions_are_one_line_errors(stub_model, text, match):
-  for call in (lambda: stub_model.edit(_rgb(), text),
-               lambda: stub_model.understand(_rgb(), text)):
-    with pytest.raises(PromptError, match=match) as e:
-      call()
-    assert isinstance(e.value, UserError) and "\n" not in str(e.value)
-
-
-@pytest.fixture(scope="module")
-def png(tmp_path_factory):
-  return save_png(str(tmp_path_factory.mktemp("img") / "in.png"), _rgb())
-
-
-def _command(name, text, image):
-  flag = {"generate": "--prompt", "edit": "--instruction", "ask": "--question"}[name]
-  return [name, "--workdir", os.path.dirname(image), flag, text] + \
-      ([] if name == "generate" else ["--image", image])
-
-
-@pytest.mark.parametrize("command", ["generate", "edit", "ask"])
-@pytest.mark.parametrize("text, match", BAD_TEXT[:3], ids=["empty", "10k", "invalid-utf8"])
-def test_bad_prompt_on_the_command_line_is_one_line(command, text, match, png, capsys):
-  # No checkpoint in the workdir: the text is refused before any model is loaded.
-  assert cli.main(_command(command, text, png) + ONE_DEVICE) == 2
-  line = _one_error_line(capsys.readouterr().err, command)
-  assert match in line
-
-
-# --- malformed images -----------------------------------------------------------------------------
-
-def _png_claiming(width, height):
-  """A PNG whose header claims width x height (PIL refuses it from the header alone)."""
-  def chunk(kind, body):
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-  header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
-          chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture(scope="module")
-def bad_images(tmp_path_factory):
-  d = tmp_path_factory.mktemp("bad_images")
-  rgb = _rgb()
-  Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(d / "g16.png")
-  Image.fromarray(rgb).convert("P").save(d / "pal.png")
-  Image.fromarray(rgb).convert("CMYK").save(d / "cmyk.jpg")
-  Image.fromarray(rgb).convert("LA").save(d / "la.png")
-  Image.fromarray(rgb).save(d / "ok.jpg")
-  jpg = (d / "ok.jpg").read_bytes()
-  (d / "cut.jpg").write_bytes(jpg[: len(jpg) // 2])
-  Image.fromarray(rgb).save(d / "ok.png")
-  flipped = bytearray((d / "ok.png").read_bytes())
-  flipped[60:200] = bytes(b ^ 0x55 for b in flipped[60:200])   # inside the pixel data
-  (d / "flipped.png").write_bytes(bytes(flipped))
-  (d / "bomb.png").write_bytes(_png_claiming(30_000, 30_000))
-  return d
-
-
-IMAGE_CASES = [("g16.png", "mode 'I;16' image (more than 8 bits per pixel)"),
-               ("pal.png", "mode 'P' image"), ("cmyk.jpg", "mode 'CMYK' image"),
-               ("la.png", "mode 'LA' image"), ("cut.jpg", "truncated or corrupt"),
-               ("flipped.png", "truncated or corrupt"), ("bomb.png", "too large to load")]
-
-
-@pytest.mark.parametrize("name, match", IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
-def test_bad_image_files_are_one_line_errors(bad_images, name, match):
-  with pytest.raises(ImageError, match=re.escape(match)) as e:
-    load_image(str(bad_images / name))
-  assert isinstance(e.value, UserError) and "\n" not in str(e.value)
-
-
-@pytest.mark.parametrize("command, name", [("edit", "g16.png"), ("ask", "cmyk.jpg"),
-                                           ("edit", "bomb.png"), ("ask", "la.png")])
-def test_bad_image_on_the_command_line_is_one_line(bad_images, command, name, capsys):
-  argv = [command, "--workdir", str(bad_images), "--image", str(bad_images / name),
-          "--instruction" if command == "edit" else "--question", "make it green"]
-  assert cli.main(argv + ONE_DEVICE) == 2
-  line = _one_error_line(capsys.readouterr().err, command)
-  assert name in line
-
-
-def test_bad_image_arrays_are_one_line_errors(stub_model):
-  cases = [(np.zeros((0, 64, 3), np.uint8), "shape"),
-           (np.zeros((64, 64, 3), np.uint16), "uint16"),
-           (np.zeros((64, 64, 2), np.uint8), "shape")]
-  for image, match in cases:
-    for call in (lambda: stub_model.edit(image, "make it green"),
-                 lambda: stub_model.understand(image, "what colour?")):
-      with pytest.raises(ImageError, match=match) as e:
-        call()
-      assert "\n" not in str(e.value)
-
-
-def test_folder_import_high_bit_depth_and_oversized_images(bad_images, tmp_path):
-  params = WorldParams(image_size=64, multiple_of=8)
-  image = folder.load_image(str(bad_images / "g16.png"), params)
-  # the top byte of each 16-bit value, not convert('RGB')'s clipping to white
-  want = ((np.arange(64 * 64).reshape(64, 64) * 16) >> 8).astype(np.uint8)
-  np.testing.assert_array_equal(image, np.repeat(want[..., None], 3, axis=-1))
-  Image.fromarray(np.ones((64, 64), np.float32)).save(tmp_path / "float.tif")
-  for name, path, kind in [("bomb", bad_images / "bomb.png", "image too large"),
-                           ("float", tmp_path / "float.tif", "unsupported image mode")]:
-    with pytest.raises(folder.SkipRow) as e:
-      folder.load_image(str(path), params)
-    assert e.value.kind == kind, name
-
-
-# --- the real command line: exit status and no traceback ------------------------------------------
-
-@pytest.mark.parametrize("case", ["bytes-prompt", "truncated-png"])
-def test_cli_reports_bad_input_without_traceback(case, bad_images, tmp_path):
-  if case == "bytes-prompt":
-    argv = ["generate", "--workdir", str(tmp_path), "--prompt", b"\xff\xfe a red circle"]
-    command, match = "generate", "not valid UTF-8"
-  else:
-    cut = tmp_path / "cut.png"
-    cut.write_bytes((bad_images / "ok.png").read_bytes()[:100])
-    argv = ["ask", "--workdir", str(tmp_path), "--image", str(cut), "--question", "what?"]
-    command, match = "ask", "truncated or corrupt"
-  cmd = [sys.executable, "-m", "arm_jax.cli"] + argv + ONE_DEVICE
-  proc = subprocess.run([os.fsencode(a) for a in cmd], cwd=REPO, env=ENV, capture_output=True,
-                        timeout=300)
-  assert proc.returncode == 2
-  line = _one_error_line(proc.stderr.decode(errors="replace"), command)
-  assert match in line
