@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from arm_jax.model.attention import attend, attend_cached
+from arm_jax.model.matmul import dot_general
 from arm_jax.sharding import constrain
 
 
@@ -38,7 +39,7 @@ def _linear(cfg, d_in: int, d_out: int, names: tuple[str, str], *, bias: bool,
       d_in, d_out, use_bias=bias, dtype=_dtype(cfg.dtype), param_dtype=_dtype(cfg.param_dtype),
       kernel_init=nnx.with_partitioning(init, names),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), names[1:]),
-      rngs=rngs)
+      dot_general=dot_general, rngs=rngs)
 
 
 class RMSNorm(nnx.Module):

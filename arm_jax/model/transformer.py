@@ -145,14 +145,43 @@ class Decoder(nnx.Module):
 
   def logits(self, h: jax.Array) -> jax.Array:
     """[batch, len, embed] -> [batch, len, vocab.total_size]."""
-    if self.cfg.tie_embeddings:
-      n = self.cfg.vocab.text_head_size
-      table = self.embed.embedding[...][:n].astype(h.dtype)
-      text = jnp.einsum("bld,vd->blv", h, table)
-    else:
-      text = self.text_head(h)
-    image = self.image_logits(h)
+    text, image = self._text_logits(h), self.image_logits(h)
     return constrain(jnp.concatenate([text, image], axis=-1), ("batch", "length", "act_vocab"))
+
+  def _text_logits(self, h: jax.Array) -> jax.Array:
+    """[batch, len, embed] -> text and special logits [batch, len, vocab.text_head_size]."""
+    if self.cfg.tie_embeddings:
+      table = self.embed.embedding[...][:self.cfg.vocab.text_head_size].astype(h.dtype)
+      return jnp.einsum("bld,vd->blv", h, table)
+    return self.text_head(h)
+
+  def target_scores(self, h: jax.Array, targets: jax.Array):
+    """Cross-entropy terms without the [batch, len, vocab] logits.
+
+    h [batch, len, embed], targets [batch, len] int32 -> (target logit, log partition, max
+    logit), each [batch, len] f32. With cell-addressed ids an image logit is cell + code, so its
+    logsumexp and max over (cell, code) split into one over cells plus one over codes: the
+    training loss never builds the cells x codebook slab (most of the step's memory traffic).
+    """
+    vocab = self.cfg.vocab
+    if vocab.cells == 1:
+      logits = self.logits(h).astype(jnp.float32)
+      target = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
+      return target, jax.nn.logsumexp(logits, -1), logits.max(-1)
+    text = self._text_logits(h).astype(jnp.float32)
+    codes = self.image_head(h).astype(jnp.float32)
+    cells = self.cell_head(h).astype(jnp.float32)
+    rel = targets - vocab.image_offset
+    is_image = rel >= 0
+    pick = lambda x, i: jnp.take_along_axis(x, i[..., None], -1)[..., 0]
+    image_target = (pick(cells, jnp.clip(rel // vocab.codebook_size, 0, vocab.cells - 1))
+                    + pick(codes, jnp.where(is_image, rel % vocab.codebook_size, 0)))
+    text_target = pick(text, jnp.clip(targets, 0, vocab.text_head_size - 1))
+    target = jnp.where(is_image, image_target, text_target)
+    log_z = jnp.logaddexp(jax.nn.logsumexp(text, -1),
+                          jax.nn.logsumexp(cells, -1) + jax.nn.logsumexp(codes, -1))
+    max_logit = jnp.maximum(text.max(-1), cells.max(-1) + codes.max(-1))
+    return target, log_z, max_logit
 
   def image_logits(self, h: jax.Array) -> jax.Array:
     """Image-code logits only [batch, len, vocab.image_size] (decoding inside an image)."""

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from arm_jax.errors import UserError
+from arm_jax.model.matmul import dot_general
 from arm_jax.sharding import constrain
 from arm_jax.tokenizer.fsq import FSQ
 from arm_jax.tokenizer.teacher import TeacherConfig, l2_normalize
@@ -112,7 +113,8 @@ class PixelDecoder(nnx.Module):
     self.to_patches = nnx.Linear(
         c.d_model, cfg.patch_size ** 2 * 3, param_dtype=jnp.float32, dtype=jnp.float32,
         kernel_init=nnx.with_partitioning(nnx.initializers.normal(c.init_std), ("embed", None)),
-        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (None,)), rngs=rngs)
+        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (None,)),
+        dot_general=dot_general, rngs=rngs)
 
   def __call__(self, z_q: jax.Array) -> jax.Array:
     x = self.proj(z_q.astype(self.dtype)) + self.position_embedding[...].astype(self.dtype)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from arm_jax.model.layers import apply_layers
+from arm_jax.model.matmul import dot_general
 from arm_jax.sharding import constrain
 
 ACT = ("batch", "length", "act_embed")
@@ -78,7 +79,7 @@ def linear(cfg: ViTConfig, d_in: int, d_out: int, names: tuple, *, rngs: nnx.Rng
   return nnx.Linear(d_in, d_out, use_bias=bias, dtype=jnp.dtype(cfg.dtype),
                     param_dtype=jnp.float32, kernel_init=nnx.with_partitioning(init, names),
                     bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), names[1:]),
-                    rngs=rngs)
+                    dot_general=dot_general, rngs=rngs)
 
 
 def layer_norm(cfg: ViTConfig, dim: int, *, rngs: nnx.Rngs) -> nnx.LayerNorm:

@@ -1,11 +1,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+import pytest
 from flax import nnx
 
 from arm_jax.config import load_config
 from arm_jax.model.transformer import Decoder, ModelConfig, init_cache
 from arm_jax.model.vocab import VocabLayout
+from arm_jax.train.step import lm_loss
 
 
 def _model(overrides, **extra):
@@ -127,3 +130,30 @@ def test_cell_addressed_decoder_shares_code_rows(tiny_overrides):
   assert logits.shape == (v.total_size,)
   np.testing.assert_allclose(logits[v.image_offset + 2 * v.codebook_size + 7],
                              codes[7] + cells[2], atol=1e-5)
+
+
+@pytest.mark.parametrize("cells", [False, True])
+def test_loss_terms_match_the_full_logits(tiny_overrides, cells):
+  """lm_loss scores targets without building the logits; its CE, z and accuracy agree."""
+  model, _ = _model(tiny_overrides, max_grid=2, cell_addressed_codes=cells)
+  v = model.cfg.vocab
+  k1, k2 = jax.random.split(jax.random.key(3))
+  inputs = jax.random.randint(k1, (2, 9), 0, v.total_size)
+  # Every kind of target: text, specials, the first and last image ids.
+  targets = jax.random.randint(k2, (2, 9), 0, v.total_size)
+  targets = targets.at[0, :3].set(jnp.array([0, v.image_offset, v.total_size - 1]))
+  logits = model(inputs).astype(jnp.float32)
+  # Make some targets the argmax so the accuracy term sees hits and misses.
+  targets = targets.at[1, :4].set(logits[1, :4].argmax(-1))
+  h, _ = model.hidden(inputs)
+  target, log_z, top = model.target_scores(h, targets)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  np.testing.assert_allclose(np.asarray(log_z - target), np.asarray(ce), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(log_z), np.asarray(jax.nn.logsumexp(logits, -1)),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(target >= top),
+                                np.asarray(logits.argmax(-1) == targets))
+  batch = {"inputs": inputs, "targets": targets, "loss_mask": jnp.ones(targets.shape)}
+  loss, metrics = lm_loss(model, batch, None)
+  np.testing.assert_allclose(float(loss), float(ce.mean()), rtol=1e-5)
+  assert float(metrics["accuracy"]) == pytest.approx(float((logits.argmax(-1) == targets).mean()))
