@@ -151,6 +151,10 @@ def _data() -> mc.ConfigDict:
       text_tokenizer="",        # '' -> sentencepiece trained on the corpus; or a tokenizer.json
       # Format mixture weights, formats from DATA_FORMATS (the paper's 7B mix: configs/arm_7b.py).
       mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
+      # Per-format weights on the loss of a format's target tokens, ((format, weight), ...);
+      # formats not named weigh 1. Unlike the mixture it costs no extra tokens: an und row
+      # has a few answer tokens where a T2I row has a whole image of targets.
+      loss_weights=(),
       cond_dropout=0.1,         # caption/instruction dropped -> learns the unconditional for CFG
       # Fill each training row with as many sequences of its format as fit, each its own
       # attention segment with positions from 0 (short image sequences otherwise leave most of
@@ -448,6 +452,10 @@ def validate(cfg: mc.ConfigDict) -> None:
   for name, weight in cfg.data.mixture:
     if name not in DATA_FORMATS or not weight > 0:
       raise ConfigError(f"data.mixture entry ({name!r}, {weight}): formats are "
+                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+  for name, weight in cfg.data.loss_weights:
+    if name not in DATA_FORMATS or not weight > 0:
+      raise ConfigError(f"data.loss_weights entry ({name!r}, {weight}): formats are "
                         f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
   if list(cfg.mesh.shape).count(-1) > 1 or len(cfg.mesh.shape) != len(cfg.mesh.axes):
     raise ConfigError(f"mesh.shape {tuple(cfg.mesh.shape)} must give one size per axis "

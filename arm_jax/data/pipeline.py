@@ -18,6 +18,7 @@ an iterator restored from its state continues with exactly the same batches.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 
@@ -187,6 +188,11 @@ def _row(ctx: Context, fmt: str, build, index: int, rng: np.random.Generator) ->
     return formats.pack_row(ctx.vocab, sequences, ctx.seq_len)
   return formats.to_row(ctx.vocab, *formats.concat(sequences), ctx.seq_len)
 
+
+def _weigh(row: dict, weight: float) -> dict:
+  return dict(row, loss_mask=row["loss_mask"] * np.float32(weight))
+
+
 def _indices(fmt: str, ctx: Context) -> np.ndarray:
   """Example indices a format draws from (those that have what it needs)."""
   if fmt == "text":
@@ -288,6 +294,7 @@ def make_dataset(config, ctx: Context, *, process_index: int = 0,
     raise UserError(f"train.batch_size ({batch}) must divide by the number of processes "
                     f"({process_count})")
   components, weights = [], []
+  loss_weights = dict(config.data.loss_weights)
   for k, (fmt, weight) in enumerate(config.data.mixture):
     _check_fits(fmt, ctx)
     idx = _indices(fmt, ctx)
@@ -300,6 +307,8 @@ def make_dataset(config, ctx: Context, *, process_index: int = 0,
     ds = ds.repeat().random_map(
         lambda i, rng, fmt=fmt, build=build: _row(ctx, fmt, build, int(i), rng),
         seed=(seed * 1009 + 2 * k + 1) % 2**32)
+    if loss_weights.get(fmt, 1.0) != 1.0:
+      ds = ds.map(functools.partial(_weigh, weight=float(loss_weights[fmt])))
     components.append(ds)
     weights.append(float(weight))
   mixed = grain.MapDataset.mix(components, weights)

@@ -25,7 +25,8 @@ LossFn = Callable[[nnx.Module, dict, jax.Array], tuple[jax.Array, dict]]
 def lm_loss(model: nnx.Module, batch: dict, rng: jax.Array, *, z_loss: float = 0.0):
   """Masked next-token cross-entropy.
 
-  batch: inputs, targets [batch, len] int32; loss_mask [batch, len] f32; packed rows also
+  batch: inputs, targets [batch, len] int32; loss_mask [batch, len] f32 (each
+  target token's weight: 0 off, 1, or its format's data.loss_weights); packed rows also
   segment_ids and positions [batch, len] int32.
   Returns (mean loss over target tokens, metrics).
   """
@@ -38,7 +39,7 @@ def lm_loss(model: nnx.Module, batch: dict, rng: jax.Array, *, z_loss: float = 0
   loss = ((log_z - target) * mask).sum() / n
   # A target that ties the top logit counts as right; ties in f32 logits do not happen in
   # practice, and this skips an argmax pass over the vocabulary.
-  metrics = {"ce": loss, "target_tokens": mask.sum(),
+  metrics = {"ce": loss, "target_tokens": (mask > 0).sum(),
              "accuracy": ((target >= max_logit) * mask).sum() / n}
   if z_loss:
     loss = loss + z_loss * ((log_z ** 2) * mask).sum() / n

@@ -123,6 +123,16 @@ def test_loss_masks_cover_exactly_the_target_tokens(world):
     assert _targets(row) == expect
 
 
+def test_loss_weights_scale_one_formats_targets(world):
+  plain = _rows_of(world, "und", n=1)
+  weighted = _rows_of(world, "und", n=1, loss_weights=(("und", 3.0), ("t2i", 0.5)))
+  for a, b in zip(plain, weighted):
+    assert np.array_equal(a["inputs"], b["inputs"])
+    np.testing.assert_array_equal(b["loss_mask"], 3.0 * a["loss_mask"])
+  t2i = _rows_of(world, "t2i", n=1, loss_weights=(("und", 3.0),))
+  assert set(np.unique(np.concatenate([r["loss_mask"] for r in t2i]))) == {0.0, 1.0}
+
+
 def test_condition_dropout_uses_uncond(world):
   v = VocabLayout.from_config(world.config.model)
   rows = _rows_of(world, "t2i", n=2, cond_dropout=1.0)
