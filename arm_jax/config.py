@@ -151,6 +151,10 @@ def _data() -> mc.ConfigDict:
       text_tokenizer="",        # '' -> sentencepiece trained on the corpus; or a tokenizer.json
       # Format mixture weights, formats from DATA_FORMATS (the paper's 7B mix: configs/arm_7b.py).
       mixture=(("t2i", 0.5), ("und", 0.2), ("edit", 0.2), ("text", 0.1)),
+      # A curriculum: the first warmup_steps batches come from warmup_mixture (same form as
+      # mixture), then data.mixture from its own start; 0 = data.mixture throughout.
+      warmup_mixture=(),
+      warmup_steps=0,
       # Per-format weights on the loss of a format's target tokens, ((format, weight), ...);
       # formats not named weigh 1. Unlike the mixture it costs no extra tokens: an und row
       # has a few answer tokens where a T2I row has a whole image of targets.
@@ -453,6 +457,13 @@ def validate(cfg: mc.ConfigDict) -> None:
     if name not in DATA_FORMATS or not weight > 0:
       raise ConfigError(f"data.mixture entry ({name!r}, {weight}): formats are "
                         f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+  for name, weight in cfg.data.warmup_mixture:
+    if name not in DATA_FORMATS or not weight > 0:
+      raise ConfigError(f"data.warmup_mixture entry ({name!r}, {weight}): formats are "
+                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+  if cfg.data.warmup_steps and not cfg.data.warmup_mixture:
+    raise ConfigError(f"data.warmup_steps={cfg.data.warmup_steps} needs data.warmup_mixture, "
+                      "e.g. \"(('und', 1.0),)\"; or set data.warmup_steps=0")
   for name, weight in cfg.data.loss_weights:
     if name not in DATA_FORMATS or not weight > 0:
       raise ConfigError(f"data.loss_weights entry ({name!r}, {weight}): formats are "

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 
 import grain
 import numpy as np
@@ -287,15 +288,39 @@ def check_mixture(mixture) -> None:
 
 def make_dataset(config, ctx: Context, *, process_index: int = 0,
                  process_count: int = 1, seed: int = 0) -> grain.MapDataset:
-  """Infinite MapDataset of this process's batches (the module docstring's chain)."""
-  check_mixture(config.data.mixture)
+  """Infinite MapDataset of this process's batches (the module docstring's chain).
+
+  With data.warmup_steps, the first that many batches come from data.warmup_mixture (a
+  curriculum), the rest from data.mixture from its own start.
+  """
+  d = config.data
   batch = config.train.batch_size
   if batch % process_count:
     raise UserError(f"train.batch_size ({batch}) must divide by the number of processes "
                     f"({process_count})")
+  # Blocks of batch/n rows; global batch b is blocks b*n .. b*n+n-1, process p takes block b*n+p:
+  # the contiguous rows jax.make_array_from_process_local_data expects from it.
+  def batches(mixture, stream):
+    rows = _mixed_rows(config, ctx, mixture, seed * 1009 + stream)
+    return rows.batch(batch // process_count)[process_index::process_count]
+  main = batches(d.mixture, 0)
+  if not d.warmup_steps:
+    return main
+  first = batches(d.warmup_mixture, 500)
+  return grain.MapDataset.range(sys.maxsize).map(
+      functools.partial(_phase, first=first, then=main, at=int(d.warmup_steps)))
+
+
+def _phase(i: int, *, first, then, at: int):
+  return first[i] if i < at else then[i - at]
+
+
+def _mixed_rows(config, ctx: Context, mixture, seed: int) -> grain.MapDataset:
+  """Infinite MapDataset of rows, each format's chain mixed by `mixture` weight."""
+  check_mixture(mixture)
   components, weights = [], []
   loss_weights = dict(config.data.loss_weights)
-  for k, (fmt, weight) in enumerate(config.data.mixture):
+  for k, (fmt, weight) in enumerate(mixture):
     _check_fits(fmt, ctx)
     idx = _indices(fmt, ctx)
     build = _BUILDERS[fmt]
@@ -303,18 +328,15 @@ def make_dataset(config, ctx: Context, *, process_index: int = 0,
     # few thousand on; small sources are tiled (each element equally often per epoch).
     ds = grain.MapDataset.source(np.tile(idx, -(-_MIN_SHUFFLE // max(1, len(idx)))))
     if config.data.shuffle:
-      ds = ds.shuffle(seed=(seed * 1009 + 2 * k) % 2**32)
+      ds = ds.shuffle(seed=(seed + 2 * k) % 2**32)
     ds = ds.repeat().random_map(
         lambda i, rng, fmt=fmt, build=build: _row(ctx, fmt, build, int(i), rng),
-        seed=(seed * 1009 + 2 * k + 1) % 2**32)
+        seed=(seed + 2 * k + 1) % 2**32)
     if loss_weights.get(fmt, 1.0) != 1.0:
       ds = ds.map(functools.partial(_weigh, weight=float(loss_weights[fmt])))
     components.append(ds)
     weights.append(float(weight))
-  mixed = grain.MapDataset.mix(components, weights)
-  # Blocks of batch/n rows; global batch b is blocks b*n .. b*n+n-1, process p takes block b*n+p:
-  # the contiguous rows jax.make_array_from_process_local_data expects from it.
-  return mixed.batch(batch // process_count)[process_index::process_count]
+  return grain.MapDataset.mix(components, weights)
 
 
 def make_train_iterator(config, data_dir: str, codes_dir: str, *, split: str = "train",

@@ -133,6 +133,28 @@ def test_loss_weights_scale_one_formats_targets(world):
   assert set(np.unique(np.concatenate([r["loss_mask"] for r in t2i]))) == {0.0, 1.0}
 
 
+def test_warmup_mixture_comes_first_and_resumes_in_either_phase(world):
+  cfg = world.config.copy_and_resolve_references()
+  cfg.data.mixture, cfg.data.cond_dropout = (("t2i", 1.0),), 0.0
+  cfg.data.warmup_mixture, cfg.data.warmup_steps = (("und", 1.0),), 2
+  it = _iter(world, cfg, seed=5)
+  batches = _take(it, 4)
+  n_targets = [[int((m > 0).sum()) for m in b["loss_mask"]] for b in batches]
+  assert all(n < 68 for b in n_targets[:2] for n in b)     # und answers
+  assert all(n == 68 for b in n_targets[2:] for n in b)    # whole images
+  for k in (1, 3):   # resume in the warm-up phase and after it
+    it = _iter(world, cfg, seed=5)
+    _take(it, k)
+    state = it.get_state()
+    again = _iter(world, cfg, seed=5)
+    again.set_state(state)
+    assert _same([next(again)], batches[k:k + 1])
+  plain = world.config.copy_and_resolve_references()
+  plain.data.mixture, plain.data.cond_dropout = (("t2i", 1.0),), 0.0
+  # After the warm-up, data.mixture runs from its own start.
+  assert _same(batches[2:], _take(_iter(world, plain, seed=5), 2))
+
+
 def test_condition_dropout_uses_uncond(world):
   v = VocabLayout.from_config(world.config.model)
   rows = _rows_of(world, "t2i", n=2, cond_dropout=1.0)
