@@ -282,6 +282,11 @@ def _rl() -> mc.ConfigDict:
       lr=1e-5,                  # constant after warmup; other AdamW settings from `train`
       warmup_steps=0,           # in RL iterations
       grad_accum=1,
+      # T2I prompts: 'captions' (the training captions' styles, which name every object) or
+      # 'geneval' (GenEval's templates: single/two objects, counts, colours, positions, colour
+      # attribution; scored by GenEval's rule). Either way no eval prompt and no held-out
+      # colour-shape pair is drawn.
+      t2i_prompts="captions",
       # Rollouts: sampling knobs per task.
       t2i_temperature=0.7,
       edit_temperature=1.0,
@@ -457,6 +462,8 @@ def validate(cfg: mc.ConfigDict) -> None:
     if name not in DATA_FORMATS or not weight > 0:
       raise ConfigError(f"data.mixture entry ({name!r}, {weight}): formats are "
                         f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+  if cfg.rl.t2i_prompts not in ("captions", "geneval"):
+    raise ConfigError(f"rl.t2i_prompts='{cfg.rl.t2i_prompts}'; use 'captions' or 'geneval'")
   for name, weight in cfg.data.warmup_mixture:
     if name not in DATA_FORMATS or not weight > 0:
       raise ConfigError(f"data.warmup_mixture entry ({name!r}, {weight}): formats are "

@@ -52,6 +52,8 @@ def test_wrong_type_and_cross_field_errors():
     load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0"])
   load_config("shapes_tiny", ["--config.tokenizer.entropy_temperature=0.0",
                               "--config.tokenizer.w_entropy=0.0"])
+  with pytest.raises(ConfigError, match="rl.t2i_prompts"):
+    load_config("shapes_tiny", ["--config.rl.t2i_prompts=dpg"])
   with pytest.raises(ConfigError, match="needs data.warmup_mixture"):
     load_config("shapes_tiny", ["--config.data.warmup_steps=10"])
   with pytest.raises(ConfigError, match="data.warmup_mixture entry"):

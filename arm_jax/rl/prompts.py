@@ -1,4 +1,5 @@
-"""RL prompt sets: T2I captions and edit instructions from the shapes world, held out from eval.
+"""RL prompt sets: T2I captions (or GenEval-like records, `rl.t2i_prompts`) and edit
+instructions from the shapes world, held out from eval.
 
 Prompt j of a batch is a pure function of (rl.prompt_seed, task, the caller's stream key, j)
 -- the RL loop passes (seed, stage, iteration) -- so a resumed run draws exactly the prompts it
@@ -17,6 +18,7 @@ from arm_jax.data import captions, edits, world
 from arm_jax.data.formats import edit_prompt, t2i_prompt
 from arm_jax.data.shapes_examples import HELD_OUT, WorldParams, sample_split_scene
 from arm_jax.errors import UserError
+from arm_jax.eval import geneval
 from arm_jax.model.vocab import VocabLayout
 from arm_jax.rl.rewards import ATTRIBUTES, PromptMeta
 
@@ -56,6 +58,12 @@ def prompt_key(meta: PromptMeta) -> str:
   return f"{captions.full_caption(meta.source)} => {meta.text}"
 
 
+def _names_held_out(meta: PromptMeta) -> bool:
+  """A GenEval-like prompt asking for a colour-shape pair pretraining never saw."""
+  return meta.geneval is not None and any(
+      (req.get("color"), req["class"]) in HELD_OUT for req in meta.geneval["include"])
+
+
 class PromptSource:
   """Draws RL prompts for a task; `tokenize(text) -> ids`, `encode` = the visual tokenizer's.
 
@@ -70,6 +78,7 @@ class PromptSource:
     self.encode = encode
     self.exclude = exclude
     self.seed = config.rl.prompt_seed
+    self.t2i_prompts = config.rl.t2i_prompts
     self.max_objects = config.data.max_objects
     self.image_hw = self.params.image_hw((1, 1))
     self.grid_hw = tuple(s // config.tokenizer.patch_size for s in self.image_hw)
@@ -94,12 +103,16 @@ class PromptSource:
     rng = np.random.default_rng([self.seed, _TASK_ID[task], *stream, j])
     for _ in range(_MAX_REDRAWS):
       meta = self._t2i_meta(rng) if task == "t2i" else self._edit_meta(rng)
-      if prompt_key(meta) not in self.exclude:
+      if prompt_key(meta) not in self.exclude and not _names_held_out(meta):
         return meta
     raise UserError(f"could not draw an RL {task} prompt outside the eval prompts in "
                     f"{_MAX_REDRAWS} tries; use fewer eval prompts or a bigger world")
 
   def _t2i_meta(self, rng: np.random.Generator) -> PromptMeta:
+    if self.t2i_prompts == "geneval":
+      tag = geneval.TAGS[int(rng.integers(len(geneval.TAGS)))]
+      record, scene = geneval.sample_metadata(rng, tag, self.params.grid, self.max_objects)
+      return PromptMeta("t2i", record["prompt"], scene, ("shape", "color"), geneval=record)
     scene = sample_split_scene(rng, self.params, "train")
     style = sorted(STYLE_ATTRIBUTES)[int(rng.integers(len(STYLE_ATTRIBUTES)))]
     return PromptMeta("t2i", captions.STYLES[style](scene), scene, STYLE_ATTRIBUTES[style])

@@ -39,7 +39,7 @@ from scipy.optimize import linear_sum_assignment
 from arm_jax.data import world
 from arm_jax.data.edits import Edit
 from arm_jax.errors import UserError
-from arm_jax.eval import detector
+from arm_jax.eval import detector, geneval
 from arm_jax.eval import quality as eval_quality
 
 TASKS = ("t2i", "edit")
@@ -61,6 +61,9 @@ class PromptMeta:
   attributes: tuple[str, ...] = ATTRIBUTES
   source: world.Scene | None = None
   edit: Edit | None = None
+  # A GenEval-like record (eval/geneval.py) when the prompt is one: adherence then applies
+  # GenEval's rule to it instead of matching `target`, one scene of many that satisfy it.
+  geneval: dict | None = None
 
 
 RewardFn = Callable[[np.ndarray, Sequence[PromptMeta]], np.ndarray]
@@ -146,10 +149,14 @@ def quality(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
 
 @register_reward("adherence")
 def adherence(images: np.ndarray, prompts: Sequence[PromptMeta]) -> np.ndarray:
-  """Detected objects vs the prompt's objects, on the attributes the prompt pins down."""
-  return np.asarray([
-      match_score(p.target.objects, parse(image, p.target.grid).scene().objects, p.attributes)
-      for image, p in zip(images, prompts)], np.float32)
+  """Detected objects vs the prompt's objects, on the attributes the prompt pins down; 1 or 0
+  by GenEval's rule for a GenEval-like prompt."""
+  def one(image, p):
+    found = parse(image, p.target.grid)
+    if p.geneval is not None:
+      return float(geneval.evaluate(found, p.geneval)[0])
+    return match_score(p.target.objects, found.scene().objects, p.attributes)
+  return np.asarray([one(image, p) for image, p in zip(images, prompts)], np.float32)
 
 
 def _split_cells(scene: world.Scene, cells: set) -> tuple[list, list]:

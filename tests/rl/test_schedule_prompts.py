@@ -71,3 +71,25 @@ def test_rl_captions_never_coincide_with_geneval_or_wise_prompts(source):
   ps = PromptSource(cfg, vocab, tok, codec.encode)
   drawn = {p.meta.text for it in range(20) for p in ps.batch("t2i", 16, (0, 1, it))}
   assert len(drawn) > 250 and not drawn & evals
+
+
+def test_geneval_prompts_skip_eval_prompts_and_held_out_pairs_and_are_scored_by_its_rule(source):
+  from arm_jax.data import world
+  from arm_jax.data.shapes_examples import HELD_OUT
+  from arm_jax.eval import geneval
+  from arm_jax.rl import rewards
+  cfg, vocab, codec, tok = source
+  cfg = load_config("shapes_tiny", ["--config.rl.t2i_prompts=geneval"])
+  evals = frozenset(i.prompt for i in geneval.make_items(0, 64, 3, 3))
+  ps = PromptSource(cfg, vocab, tok, codec.encode, exclude=evals)
+  drawn = [p.meta for it in range(8) for p in ps.batch("t2i", 16, (0, 1, it))]
+  assert {m.geneval["tag"] for m in drawn} >= {"color_attr", "position"}
+  assert not {m.text for m in drawn} & evals
+  assert not any((r.get("color"), r["class"]) in HELD_OUT for m in drawn
+                 for r in m.geneval["include"])
+  # adherence is GenEval's 0/1 rule: the reference scene passes, an empty canvas fails.
+  meta = drawn[0]
+  h, w = ps.image_hw
+  good = world.render(meta.target, h, w)
+  empty = world.render(world.Scene((), meta.target.grid), h, w)
+  np.testing.assert_array_equal(rewards.adherence(np.stack([good, empty]), [meta, meta]), [1, 0])
