@@ -446,6 +446,14 @@ def check_against_base(cfg: mc.ConfigDict) -> None:
       node = node[part]
 
 
+def _check_format_weights(key: str, entries) -> None:
+  """((format, weight), ...) as data.mixture and its kin take them."""
+  for name, weight in entries:
+    if name not in DATA_FORMATS or not weight > 0:
+      raise ConfigError(f"{key} entry ({name!r}, {weight}): formats are "
+                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+
+
 def validate(cfg: mc.ConfigDict) -> None:
   """Cross-field checks, each failing with a one-line ConfigError."""
   m, t = cfg.model, cfg.train
@@ -458,23 +466,13 @@ def validate(cfg: mc.ConfigDict) -> None:
   if t.batch_size % t.grad_accum:
     raise ConfigError(f"train.batch_size ({t.batch_size}) must divide by train.grad_accum "
                       f"({t.grad_accum})")
-  for name, weight in cfg.data.mixture:
-    if name not in DATA_FORMATS or not weight > 0:
-      raise ConfigError(f"data.mixture entry ({name!r}, {weight}): formats are "
-                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
+  for key in ("mixture", "warmup_mixture", "loss_weights"):
+    _check_format_weights(f"data.{key}", cfg.data[key])
   if cfg.rl.t2i_prompts not in ("captions", "geneval"):
     raise ConfigError(f"rl.t2i_prompts='{cfg.rl.t2i_prompts}'; use 'captions' or 'geneval'")
-  for name, weight in cfg.data.warmup_mixture:
-    if name not in DATA_FORMATS or not weight > 0:
-      raise ConfigError(f"data.warmup_mixture entry ({name!r}, {weight}): formats are "
-                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
   if cfg.data.warmup_steps and not cfg.data.warmup_mixture:
     raise ConfigError(f"data.warmup_steps={cfg.data.warmup_steps} needs data.warmup_mixture, "
                       "e.g. \"(('und', 1.0),)\"; or set data.warmup_steps=0")
-  for name, weight in cfg.data.loss_weights:
-    if name not in DATA_FORMATS or not weight > 0:
-      raise ConfigError(f"data.loss_weights entry ({name!r}, {weight}): formats are "
-                        f"{', '.join(DATA_FORMATS)}, each with a weight > 0")
   if list(cfg.mesh.shape).count(-1) > 1 or len(cfg.mesh.shape) != len(cfg.mesh.axes):
     raise ConfigError(f"mesh.shape {tuple(cfg.mesh.shape)} must give one size per axis "
                       f"{tuple(cfg.mesh.axes)} with at most one -1")
